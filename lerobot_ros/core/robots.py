@@ -1,0 +1,46 @@
+"""Robot profiles: joint names and URDF of each supported arm, chosen by name via `ROBOTS`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lerobot_ros.core.paths import resolve
+from lerobot_ros.core.registry import Registry
+
+# LeRobot's motor order for SO-100/SO-101 and Koch (ids 1..6).
+SO_ARM_JOINTS: tuple[str, ...] = (
+    "shoulder_pan",
+    "shoulder_lift",
+    "elbow_flex",
+    "wrist_flex",
+    "wrist_roll",
+    "gripper",
+)
+
+
+@dataclass(frozen=True)
+class RobotProfile:
+    """What the ROS side needs to know about an arm model."""
+
+    name: str
+    urdf: str  # share-relative path or package:// URL
+    joint_names: tuple[str, ...]
+    gripper_joint: str = "gripper"
+    base_frame: str = "base_link"
+
+    def urdf_path(self) -> Path:
+        return resolve(self.urdf)
+
+
+ROBOTS: Registry[RobotProfile] = Registry("robot")
+
+
+@ROBOTS.register("so101")
+def _so101() -> RobotProfile:
+    return RobotProfile(name="so101", urdf="urdf/so101.urdf", joint_names=SO_ARM_JOINTS)
+
+
+def get_robot(name: str) -> RobotProfile:
+    """The profile registered under `name` (UnknownNameError lists the valid names)."""
+    return ROBOTS.create(name)
