@@ -91,6 +91,8 @@ class CameraBackend(Protocol):
 ARM_BACKENDS: Registry[ArmBackend] = Registry("arm backend")
 # name -> factory(**params) for camera backends ("sim", later "opencv", "realsense").
 CAMERA_BACKENDS: Registry[CameraBackend] = Registry("camera backend")
+ARM_BACKENDS.lazy("sim", "lerobot_ros.core.sim")
+CAMERA_BACKENDS.lazy("sim", "lerobot_ros.core.sim")
 
 
 @dataclass

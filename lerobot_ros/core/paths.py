@@ -12,7 +12,7 @@ _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 def share_dir() -> Path:
     """share/lerobot_ros of the install, or the source tree when running from a checkout."""
     try:
-        from ament_index_python.packages import (  # noqa: PLC0415 - optional, not rclpy
+        from ament_index_python.packages import (
             PackageNotFoundError,
             get_package_share_directory,
         )
@@ -30,7 +30,7 @@ def resolve(path: str) -> Path:
     """Resolve `package://lerobot_ros/x`, a share-relative path (`urdf/so101.urdf`) or a path."""
     prefix = f"package://{PACKAGE}/"
     if path.startswith(prefix):
-        return share_dir() / path[len(prefix):]
+        return share_dir() / path[len(prefix) :]
     p = Path(os.path.expanduser(path))
     if p.is_absolute() or p.exists():
         return p

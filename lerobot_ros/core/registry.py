@@ -3,6 +3,7 @@ without if/elif chains, and a later module can add its own entries by importing 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -19,6 +20,7 @@ class Registry(Generic[T]):
     def __init__(self, what: str) -> None:
         self.what = what
         self._factories: dict[str, Callable[..., T]] = {}
+        self._lazy: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator: `@REGISTRY.register("sim")` above a class or factory function."""
@@ -31,7 +33,14 @@ class Registry(Generic[T]):
 
         return deco
 
+    def lazy(self, name: str, module: str) -> None:
+        """Register `name` as provided by `module`, imported only when `name` is asked for
+        (so choosing the "sim" backend never imports a servo SDK, and the reverse)."""
+        self._lazy[name] = module
+
     def get(self, name: str) -> Callable[..., T]:
+        if name not in self._factories and name in self._lazy:
+            importlib.import_module(self._lazy[name])
         try:
             return self._factories[name]
         except KeyError:
@@ -43,10 +52,10 @@ class Registry(Generic[T]):
         return self.get(name)(*args, **kwargs)
 
     def names(self) -> list[str]:
-        return sorted(self._factories)
+        return sorted(set(self._factories) | set(self._lazy))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._factories
+        return name in self._factories or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -28,6 +28,11 @@ class RobotProfile:
     joint_names: tuple[str, ...]
     gripper_joint: str = "gripper"
     base_frame: str = "base_link"
+    # Arm backend used with sim:=false (registered by the hardware driver module).
+    hardware_backend: str = "feetech"
+    # Parameter file with every node's settings for this robot.
+    params_file: str = "config/so101.yaml"
+    rviz_config: str = "config/so101.rviz"
 
     def urdf_path(self) -> Path:
         return resolve(self.urdf)

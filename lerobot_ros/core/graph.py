@@ -1,0 +1,196 @@
+"""The node graph, described once as data.
+
+`launch/*.launch.py` turns it into launch_ros `Node` actions for a real ROS 2 install, and
+`lerobot_ros.runner` instantiates the same nodes in one process (demo, tests, machines without
+`launch`). Both read this module, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from lerobot_ros.core.params import ParameterError
+from lerobot_ros.core.paths import resolve
+from lerobot_ros.core.robots import ROBOTS, get_robot
+
+PACKAGE = "lerobot_ros"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph, in the terms of launch_ros.actions.Node."""
+
+    name: str
+    executable: str
+    package: str = PACKAGE
+    namespace: str = ""
+    param_files: tuple[str, ...] = ()  # absolute paths of ROS parameter YAML files
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # applied after the files
+    remappings: tuple[tuple[str, str], ...] = ()
+    arguments: tuple[str, ...] = ()
+    # "module:Class" for the in-process runner; None for nodes that only exist in a ROS 2
+    # install (robot_state_publisher, rviz2), which the runner skips.
+    in_process: str | None = None
+
+    @property
+    def fqn(self) -> str:
+        ns = self.namespace.strip("/")
+        return f"/{ns}/{self.name}" if ns else f"/{self.name}"
+
+
+def _flag(name: str, value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    v = value.strip().lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise ParameterError(name, value, "must be true or false")
+
+
+@dataclass(frozen=True)
+class TeleopGraphArgs:
+    """Launch arguments of so101_teleop.launch.py (and the runner's equivalent)."""
+
+    robot: str = "so101"
+    sim: bool = True
+    cameras: tuple[str, ...] = ("front",)
+    rviz: bool = False
+    params_file: str = ""  # empty = the robot's own config/<robot>.yaml
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str]) -> TeleopGraphArgs:
+        """Parse launch-argument strings; errors name the argument and value."""
+        known = {f.name for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ParameterError(key, values[key], f"unknown argument; known: {sorted(known)}")
+        robot = values.get("robot", cls.robot)
+        if robot not in ROBOTS:
+            raise ParameterError("robot", robot, f"must be one of {ROBOTS.names()}")
+        cams = values.get("cameras", ",".join(cls.cameras))
+        names = tuple(c.strip() for c in cams.split(",") if c.strip())
+        for c in names:
+            if not c.replace("_", "").isalnum():
+                raise ParameterError("cameras", cams, f"camera name {c!r} is not a valid ROS name")
+        return cls(
+            robot=robot,
+            sim=_flag("sim", values.get("sim", "true")),
+            cameras=names,
+            rviz=_flag("rviz", values.get("rviz", "false")),
+            params_file=values.get("params_file", ""),
+        )
+
+
+def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
+    """Leader -> teleop -> watchdog -> follower, cameras, robot_state_publisher, RViz."""
+    robot = get_robot(args.robot)
+    params = str(resolve(args.params_file or robot.params_file))
+    if not resolve(params).is_file():
+        raise ParameterError("params_file", params, "file does not exist")
+    files = (params,)
+    arm_backend = "sim" if args.sim else robot.hardware_backend
+    cam_backend = "sim" if args.sim else "opencv"
+    urdf_path = robot.urdf_path()
+    if not urdf_path.is_file():
+        raise ParameterError("urdf", str(urdf_path), "file does not exist")
+
+    specs = [
+        NodeSpec(
+            "follower",
+            "follower",
+            param_files=files,
+            parameters={"robot": robot.name, "backend": arm_backend},
+            in_process="lerobot_ros.nodes.arm:FollowerNode",
+        ),
+        NodeSpec(
+            "leader",
+            "leader",
+            param_files=files,
+            parameters={"robot": robot.name, "backend": arm_backend},
+            in_process="lerobot_ros.nodes.arm:LeaderNode",
+        ),
+        NodeSpec(
+            "teleop", "teleop", param_files=files, in_process="lerobot_ros.nodes.teleop:TeleopNode"
+        ),
+        NodeSpec(
+            "watchdog",
+            "watchdog",
+            param_files=files,
+            parameters={"robot": robot.name},
+            in_process="lerobot_ros.nodes.watchdog:WatchdogNode",
+        ),
+    ]
+    specs += [
+        NodeSpec(
+            cam,
+            "camera",
+            namespace="cameras",
+            param_files=files,
+            parameters={"backend": cam_backend, "camera_name": cam},
+            in_process="lerobot_ros.nodes.camera:CameraNode",
+        )
+        for cam in args.cameras
+    ]
+    specs.append(
+        NodeSpec(
+            "robot_state_publisher",
+            "robot_state_publisher",
+            package="robot_state_publisher",
+            parameters={"robot_description": urdf_path.read_text()},
+            remappings=(("joint_states", "/follower/joint_states"),),
+        )
+    )
+    if args.rviz:
+        specs.append(
+            NodeSpec(
+                "rviz2",
+                "rviz2",
+                package="rviz2",
+                arguments=("-d", str(resolve(robot.rviz_config))),
+            )
+        )
+    return specs
+
+
+def yaml_parameters(data: Mapping[str, Any], fqn: str) -> dict[str, Any]:
+    """Parameters that a ROS parameter file `data` gives the node `fqn` (e.g. /cameras/front).
+
+    Keys are matched the way rcl does: '/**' (every node), a node name, or a fully qualified
+    name where '*' matches one path token and '**' any number. Later, more specific keys win.
+    """
+    out: dict[str, Any] = {}
+    for key, section in data.items():
+        if isinstance(section, Mapping) and _matches(str(key), fqn):
+            out.update(_flatten(section.get("ros__parameters", {})))
+    return out
+
+
+def _matches(pattern: str, fqn: str) -> bool:
+    if not pattern.startswith("/"):
+        pattern = "/" + pattern  # a bare node name means the node in the root namespace
+    p_tokens, n_tokens = pattern.strip("/").split("/"), fqn.strip("/").split("/")
+
+    def match(p: list[str], n: list[str]) -> bool:
+        if not p:
+            return not n
+        if p[0] == "**":
+            return any(match(p[1:], n[i:]) for i in range(len(n) + 1))
+        return bool(n) and (p[0] == "*" or p[0] == n[0]) and match(p[1:], n[1:])
+
+    return match(p_tokens, n_tokens)
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML dicts become dotted parameter names, as ROS does."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, name + "."))
+        else:
+            out[name] = v
+    return out

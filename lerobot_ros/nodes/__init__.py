@@ -1,0 +1,1 @@
+"""Thin ROS 2 wrappers around the ROS-free core: parameters, topics, services, timers."""

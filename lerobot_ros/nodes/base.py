@@ -1,0 +1,115 @@
+"""What every lerobot_ros node shares: declared + validated parameters, diagnostics, and a
+`main()` that turns a bad parameter into one clear line and torques off on any exit."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from lerobot_ros.core.params import ParameterError, ParamSpec, validate
+
+_ROS_TYPES = {
+    "bool": ParameterType.PARAMETER_BOOL,
+    "int": ParameterType.PARAMETER_INTEGER,
+    "float": ParameterType.PARAMETER_DOUBLE,
+    "str": ParameterType.PARAMETER_STRING,
+    "bool[]": ParameterType.PARAMETER_BOOL_ARRAY,
+    "int[]": ParameterType.PARAMETER_INTEGER_ARRAY,
+    "float[]": ParameterType.PARAMETER_DOUBLE_ARRAY,
+    "str[]": ParameterType.PARAMETER_STRING_ARRAY,
+}
+
+OK = DiagnosticStatus.OK
+WARN = DiagnosticStatus.WARN
+ERROR = DiagnosticStatus.ERROR
+
+
+def declare_parameters(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]:
+    """Declare each spec with a typed descriptor, then validate; raises ParameterError."""
+    specs = list(specs)
+    values: dict[str, Any] = {}
+    for spec in specs:
+        descriptor = ParameterDescriptor(
+            name=spec.name,
+            type=_ROS_TYPES[spec.type_name],
+            description=spec.description,
+            read_only=spec.read_only,
+        )
+        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        try:
+            node.declare_parameter(spec.name, default, descriptor)
+        except ParameterException as exc:  # wrong type given in YAML or on the command line
+            value = _override_value(node, spec.name)
+            raise ParameterError(spec.name, value, f"expected type {spec.type_name}") from exc
+        values[spec.name] = node.get_parameter(spec.name).value
+    return validate(specs, values)
+
+
+def _override_value(node: Node, name: str) -> Any:
+    param = node._parameter_overrides.get(name)
+    return None if param is None else param.value
+
+
+class LeRobotNode(Node):
+    """A Node whose parameters come from `PARAMS` (a list of ParamSpec) and land in `self.p`."""
+
+    PARAMS: Sequence[ParamSpec] = ()
+
+    def __init__(self, node_name: str, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.p: dict[str, Any] = declare_parameters(self, self.PARAMS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+    def publish_diagnostics(
+        self, name: str, level: int, message: str, values: dict[str, Any]
+    ) -> None:
+        """One DiagnosticStatus named '<node>: <name>' on /diagnostics (robot monitor, rqt)."""
+        status = DiagnosticStatus(
+            level=bytes([level]),
+            name=f"{self.get_name()}: {name}",
+            message=message,
+            hardware_id=self.get_fully_qualified_name(),
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [status]
+        self._diag_pub.publish(msg)
+
+    def shutdown(self) -> None:
+        """Called once before the node is destroyed (and on SIGINT/SIGTERM): make it safe."""
+
+
+def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = None) -> int:
+    """Entry point for console scripts: init, spin with a multi-threaded executor, and always
+    call `node.shutdown()` (torque off / hold) before exiting, whatever ended the spin."""
+    rclpy.init(args=args)
+    node: LeRobotNode | None = None
+    # rclpy's default handlers turn SIGINT and SIGTERM into a context shutdown: spin() returns
+    # and the `finally` below runs node.shutdown().
+    try:
+        node = factory()
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        executor.spin()
+    except ParameterError as exc:
+        print(f"[lerobot_ros] {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            try:
+                node.shutdown()
+            finally:
+                node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
