@@ -32,6 +32,8 @@ def resolve(path: str) -> Path:
     if path.startswith(prefix):
         return share_dir() / path[len(prefix) :]
     p = Path(os.path.expanduser(path))
-    if p.is_absolute() or p.exists():
+    if p.is_absolute():
         return p
-    return share_dir() / p
+    shared = share_dir() / p
+    # Our own data files (urdf/so101.urdf, config/...) win over a same-named file in the cwd.
+    return shared if shared.exists() or not p.exists() else p

@@ -48,8 +48,9 @@ class Registry(Generic[T]):
                 f"unknown {self.what} {name!r}; known: {', '.join(sorted(self._factories))}"
             ) from None
 
-    def create(self, name: str, *args: object, **kwargs: object) -> T:
-        return self.get(name)(*args, **kwargs)
+    def create(self, key: str, /, *args: object, **kwargs: object) -> T:
+        """Build the thing registered under `key`; extra arguments go to its factory."""
+        return self.get(key)(*args, **kwargs)
 
     def names(self) -> list[str]:
         return sorted(set(self._factories) | set(self._lazy))

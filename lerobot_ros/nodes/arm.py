@@ -167,3 +167,10 @@ def main_follower(args: list[str] | None = None) -> int:
 
 def main_leader(args: list[str] | None = None) -> int:
     return run_node(LeaderNode, args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    role = sys.argv.pop(1) if len(sys.argv) > 1 and sys.argv[1] in ("follower", "leader") else ""
+    sys.exit(main_leader() if role == "leader" else main_follower())

@@ -27,9 +27,10 @@ _ROS_TYPES = {
     "str[]": ParameterType.PARAMETER_STRING_ARRAY,
 }
 
-OK = DiagnosticStatus.OK
-WARN = DiagnosticStatus.WARN
-ERROR = DiagnosticStatus.ERROR
+# DiagnosticStatus levels are single bytes (b"\x00" ...).
+OK: bytes = DiagnosticStatus.OK
+WARN: bytes = DiagnosticStatus.WARN
+ERROR: bytes = DiagnosticStatus.ERROR
 
 
 def declare_parameters(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]:
@@ -69,11 +70,11 @@ class LeRobotNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     def publish_diagnostics(
-        self, name: str, level: int, message: str, values: dict[str, Any]
+        self, name: str, level: bytes, message: str, values: dict[str, Any]
     ) -> None:
         """One DiagnosticStatus named '<node>: <name>' on /diagnostics (robot monitor, rqt)."""
         status = DiagnosticStatus(
-            level=bytes([level]),
+            level=level,
             name=f"{self.get_name()}: {name}",
             message=message,
             hardware_id=self.get_fully_qualified_name(),

@@ -112,3 +112,9 @@ class CameraNode(LeRobotNode):
 
 def main(args: list[str] | None = None) -> int:
     return run_node(CameraNode, args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -60,3 +60,9 @@ class TeleopNode(LeRobotNode):
 
 def main(args: list[str] | None = None) -> int:
     return run_node(TeleopNode, args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -292,3 +292,9 @@ class WatchdogNode(LeRobotNode):
 
 def main(args: list[str] | None = None) -> int:
     return run_node(WatchdogNode, args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Helpers for tests, benchmarks and users' own checks (DDS isolation, probes, processes)."""
