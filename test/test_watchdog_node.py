@@ -85,19 +85,19 @@ def rig(domain_id):
 
 
 def test_out_of_limit_command_is_clamped_and_never_reaches_the_follower(rig: Rig) -> None:
-    elbow = JOINTS.index("elbow_flex")
+    pan_j = JOINTS.index("shoulder_pan")  # swings freely: nothing but the limit stops it
     target = rig.q()
-    target[elbow] = UPPER[elbow] + 1.0  # a full radian past the URDF limit
+    target[pan_j] = UPPER[pan_j] + 1.0  # a full radian past the URDF limit
     for _ in range(150):  # 1.5 s at 100 Hz: enough to walk there if nothing stopped it
         rig.send(target)
         time.sleep(0.01)
     rig.h.wait(lambda: rig.last_state().clipped >= 100, 3.0, "clip counter")
     sent = np.array([m.position for m in rig.out.messages()])
     assert len(sent) >= 100
-    assert sent[:, elbow].max() <= UPPER[elbow] + 1e-9, "a command past the limit went out"
-    assert sent[:, elbow].max() == pytest.approx(UPPER[elbow], abs=1e-6)  # it was clamped to it
+    assert sent[:, pan_j].max() <= UPPER[pan_j] + 1e-9, "a command past the limit went out"
+    assert sent[:, pan_j].max() == pytest.approx(UPPER[pan_j], abs=1e-6)  # it was clamped to it
     time.sleep(0.5)
-    assert rig.q()[elbow] <= UPPER[elbow] + math.radians(1.0)
+    assert rig.q()[pan_j] <= UPPER[pan_j] + math.radians(1.0)
     rig.h.wait(
         lambda: int(diag_values(rig.diag).get("clipped.position_limit", 0)) > 0,
         3.0,
@@ -123,7 +123,7 @@ def test_step_limit_relative_to_measured(rig: Rig) -> None:
         (JOINTS, [0.0, math.nan, 0.0, 0.0, 0.0, 0.0], "nan"),
         (JOINTS, [0.0, 0.0, math.inf, 0.0, 0.0, 0.0], "inf"),
         (JOINTS, [0.0] * 5, "wrong_length"),
-        (["shoulder_pan", "elbow", "x", "y", "z", "gripper"], [0.0] * 6, "unknown_joint"),
+        (["shoulder_pan", "pan_j", "x", "y", "z", "gripper"], [0.0] * 6, "unknown_joint"),
     ],
 )
 def test_invalid_commands_are_rejected_and_counted(rig: Rig, names, values, reason) -> None:
@@ -222,7 +222,7 @@ def test_estop_latches_stops_within_one_period_and_resets(rig: Rig) -> None:
     assert rig.last_state().holding  # still holding until a fresh command
     n = len(rig.out)
     fresh = rig.q()
-    fresh[pan] += 0.05
+    fresh[pan] += 0.01  # under max_velocity * one period: forwarded unchanged
     rig.send(fresh)
     rig.h.wait(lambda: not rig.last_state().holding, 2.0, "resume on a fresh command")
     rig.h.wait(

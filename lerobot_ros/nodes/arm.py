@@ -104,7 +104,7 @@ class ArmNode(LeRobotNode):
         q = positions_by_name(msg, self.joint_names)
         if q is None:
             self._bad_commands += 1
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"command does not name every joint {self.joint_names}: {list(msg.name)}",
                 throttle_duration_sec=2.0,
             )

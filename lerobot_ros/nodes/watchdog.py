@@ -180,7 +180,7 @@ class WatchdogNode(LeRobotNode):
         if verdict.command is not None:
             self._forward(verdict.command, msg)
         elif verdict.status == "rejected":
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"rejected command from '{source}': {verdict.reason}", throttle_duration_sec=1.0
             )
         self._after_change()
@@ -240,8 +240,11 @@ class WatchdogNode(LeRobotNode):
             "estop": EpisodeEvent.ESTOP,
             "estop_reset": EpisodeEvent.ESTOP_RESET,
         }
-        log = self.get_logger().warn if event.kind in ("estop", "hold") else self.get_logger().info
-        log(f"{event.kind}: {event.detail} (source '{event.source}')")
+        text = f"{event.kind}: {event.detail} (source '{event.source}')"
+        if event.kind in ("estop", "hold"):
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
         if event.kind in kinds:
             msg = EpisodeEvent(type=kinds[event.kind], source=event.source, detail=event.detail)
             msg.header.stamp = to_time(event.t)
