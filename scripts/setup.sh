@@ -74,7 +74,11 @@ cat > "$ROOT/env.sh" <<EOF
 export CMAKE_PREFIX_PATH="$VENV\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}"
 export AMENT_PREFIX_PATH="$VENV\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}"
 export COLCON_CURRENT_PREFIX="$ROOT/install"
+# colcon's scripts read unset variables: relax nounset while sourcing them, then restore it.
+case \$- in *u*) _lerobot_ros_nounset=1; set +u ;; *) _lerobot_ros_nounset= ;; esac
 . "$ROOT/install/local_setup.sh"
+[ -n "\$_lerobot_ros_nounset" ] && set -u
+unset _lerobot_ros_nounset
 # DDS stays on this machine; large images go through a 16 MiB shared-memory segment.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export RMW_IMPLEMENTATION="\${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"

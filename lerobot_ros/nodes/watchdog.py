@@ -84,6 +84,19 @@ WATCHDOG_PARAMS = [
 ]
 
 
+# WatchdogState carries these WatchdogStatus fields unchanged.
+_STATE_FIELDS = (
+    "estop_active",
+    "estop_reason",
+    "active_source",
+    "holding",
+    "hold_reason",
+    "forwarded",
+    "clipped",
+    "rejected",
+)
+
+
 class WatchdogNode(LeRobotNode):
     PARAMS = WATCHDOG_PARAMS
 
@@ -256,16 +269,7 @@ class WatchdogNode(LeRobotNode):
         if not force and key == self._last_state:
             return
         self._last_state = key
-        msg = WatchdogState(
-            estop_active=s.estop_active,
-            estop_reason=s.estop_reason,
-            active_source=s.active_source,
-            holding=s.holding,
-            hold_reason=s.hold_reason,
-            forwarded=s.forwarded,
-            clipped=s.clipped,
-            rejected=s.rejected,
-        )
+        msg = WatchdogState(**{f: getattr(s, f) for f in _STATE_FIELDS})
         msg.header.stamp = self.get_clock().now().to_msg()
         self._state_pub.publish(msg)
         self._estop_pub.publish(Bool(data=s.estop_active))
