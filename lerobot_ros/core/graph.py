@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -16,6 +17,7 @@ from lerobot_ros.core.paths import resolve
 from lerobot_ros.core.robots import ROBOTS, get_robot
 
 PACKAGE = "lerobot_ros"
+_ROS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a valid ROS node name token
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,10 @@ class TeleopGraphArgs:
         cams = values.get("cameras", ",".join(cls.cameras))
         names = tuple(c.strip() for c in cams.split(",") if c.strip())
         for c in names:
-            if not c.replace("_", "").isalnum():
+            if not _ROS_NAME.fullmatch(c):
                 raise ParameterError("cameras", cams, f"camera name {c!r} is not a valid ROS name")
+        if len(set(names)) != len(names):
+            raise ParameterError("cameras", cams, "camera names must be unique")
         return cls(
             robot=robot,
             sim=_flag("sim", values.get("sim", "true")),
@@ -88,7 +92,7 @@ class TeleopGraphArgs:
 def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
     """Leader -> teleop -> watchdog -> follower, cameras, robot_state_publisher, RViz."""
     robot = get_robot(args.robot)
-    params = str(resolve(args.params_file or robot.params_file))
+    params = str(resolve(args.params_file or robot.params_file).absolute())
     if not resolve(params).is_file():
         raise ParameterError("params_file", params, "file does not exist")
     files = (params,)

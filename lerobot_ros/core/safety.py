@@ -102,9 +102,16 @@ class JointLimits:
 class JointLimiter:
     """Applies `JointLimits` to one command, like ros2_control's `JointLimiterInterface`."""
 
-    def __init__(self, limits: JointLimits, violation: Violation | str) -> None:
+    def __init__(
+        self, limits: JointLimits, violation: Violation | str, min_dt: float = MIN_DT
+    ) -> None:
+        if not (math.isfinite(min_dt) and min_dt > 0):
+            raise ValueError(f"min_dt = {min_dt!r} must be a finite number > 0")
         self.limits = limits
         self.violation = Violation(violation)
+        # Floor of the velocity-limit dt: a command cannot take effect faster than the control
+        # period, so two commands closer than that are judged as one period apart.
+        self.min_dt = float(min_dt)
 
     def enforce(
         self, measured: np.ndarray, previous: np.ndarray, desired: np.ndarray, dt: float
@@ -124,8 +131,8 @@ class JointLimiter:
         for what, arr in arrays.items():
             if np.shape(arr) != (n,):
                 raise ValueError(f"{what} must have shape ({n},), got {np.shape(arr)}")
-        if not dt >= MIN_DT:  # also catches NaN
-            dt = MIN_DT
+        if not dt >= self.min_dt:  # also catches NaN
+            dt = self.min_dt
         cmd = np.array(desired, dtype=float)
         violations: list[str] = []
 
@@ -228,6 +235,7 @@ class Watchdog:
         active_source: str,
         command_timeout: float,
         violation: Violation | str = Violation.CLAMP,
+        min_dt: float = MIN_DT,
     ) -> None:
         sources = tuple(sources)
         if not sources:
@@ -239,7 +247,7 @@ class Watchdog:
         if not (math.isfinite(command_timeout) and command_timeout > 0):
             raise ValueError(f"command_timeout = {command_timeout!r} must be a finite number > 0")
         self.limits = limits
-        self.limiter = JointLimiter(limits, violation)
+        self.limiter = JointLimiter(limits, violation, min_dt)
         self.sources = sources
         self.command_timeout = float(command_timeout)
         self._index = {n: i for i, n in enumerate(limits.names)}

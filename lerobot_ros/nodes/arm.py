@@ -1,9 +1,17 @@
-"""Arm driver node (follower or leader) around an `ArmBackend` chosen by the `backend` parameter.
+"""Arm driver node (follower or leader): a managed (lifecycle) node around an `ArmBackend`.
 
-Follower: listens to `~/command` (only the watchdog publishes there) and publishes
-`~/joint_states`. Leader: publishes `~/joint_states` only. Both in radians.
-Device I/O runs in one timer of its own callback group; the command callback only stores the
-latest command, so no callback ever blocks on hardware.
+Lifecycle with ros2_control's meaning:
+- configured (inactive): the device is open, torque OFF, joint states published;
+- active: torque ON (goal := measured first, so nothing jumps), commands accepted (follower);
+- deactivate: commands ignored, the arm holds where it is (torque stays on);
+- cleanup / shutdown / SIGINT / SIGTERM / an unhandled exception: torque OFF (optionally after
+  holding `shutdown_hold` seconds).
+A fatal device error (port gone, or `max_consecutive_errors` failed cycles in a row) makes the
+node attempt torque-off, drop to unconfigured and report ERROR; it then reconnects every
+`reconnect_period` s and returns to the state it was in.
+
+Topics: `~/joint_states` (radians) always; follower: `~/command` (only the watchdog publishes
+there). Device I/O runs in one timer; no callback blocks on hardware.
 """
 
 from __future__ import annotations
@@ -13,24 +21,33 @@ import time
 from typing import Any
 
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
 from visualization_msgs.msg import MarkerArray
 
 from lerobot_ros.core.backends import ARM_BACKENDS, ArmBackend
-from lerobot_ros.core.params import ParamSpec, file_exists, one_of, positive
+from lerobot_ros.core.params import (
+    ParamSpec,
+    file_exists,
+    non_negative,
+    one_of,
+    positive,
+)
 from lerobot_ros.core.robots import ROBOTS, get_robot
 from lerobot_ros.core.stats import PeriodStats
 from lerobot_ros.nodes import qos
 from lerobot_ros.nodes.base import ERROR, OK, WARN, LeRobotNode, run_node
 from lerobot_ros.nodes.convert import joint_state, object_markers, positions_by_name
 
+SUCCESS = TransitionCallbackReturn.SUCCESS
+FAILURE = TransitionCallbackReturn.FAILURE
+START_STATES = ("unconfigured", "inactive", "active")
+
 
 def arm_params(role: str) -> list[ParamSpec]:
+    follower = role == "follower"
     return [
-        ParamSpec(
-            "robot", "so101", "Robot model, a name in the robot registry.", (one_of(ROBOTS.names),)
-        ),
+        ParamSpec("robot", "so101", "Robot model (robot registry name).", (one_of(ROBOTS.names),)),
         ParamSpec(
             "backend",
             "sim",
@@ -39,23 +56,38 @@ def arm_params(role: str) -> list[ParamSpec]:
         ),
         ParamSpec("urdf", "", "URDF file; empty = the robot's urdf/<robot>.urdf.", (file_exists,)),
         ParamSpec("rate", 100.0, "Hz of the read / write / publish loop.", (positive,)),
+        ParamSpec("max_velocity", 3.0, "rad/s, speed limit of a simulated arm.", (positive,)),
         ParamSpec(
-            "max_velocity", 3.0, "rad/s, servo speed limit of the simulated arm.", (positive,)
-        ),
-        ParamSpec(
-            "enable_on_start",
-            role == "follower",
-            "Torque on at start-up (active). false = configured only: talking, torque off.",
+            "start_state",
+            "active" if follower else "inactive",
+            "Lifecycle state reached at start-up: unconfigured, inactive (torque off, states "
+            "published) or active (torque on, commands accepted).",
+            (one_of(START_STATES),),
         ),
         ParamSpec(
             "objects_topic",
-            "/sim/objects" if role == "follower" else "",
+            "/sim/objects" if follower else "",
             "Where a simulated arm publishes its scene objects (MarkerArray); empty = nowhere.",
+        ),
+        ParamSpec(
+            "shutdown_hold",
+            0.0,
+            "s to keep holding the last position before torque goes off at shutdown.",
+            (non_negative,),
+        ),
+        ParamSpec(
+            "max_consecutive_errors",
+            10,
+            "Failed I/O cycles in a row that count as a fatal device error.",
+            (positive,),
+        ),
+        ParamSpec(
+            "reconnect_period", 1.0, "s between reconnection attempts after a fault.", (positive,)
         ),
     ]
 
 
-class ArmNode(LeRobotNode):
+class ArmNode(LeRobotNode, LifecycleNode):
     """One arm. `role` is 'follower' (accepts ~/command) or 'leader' (publishes only)."""
 
     def __init__(self, role: str, node_name: str | None = None, **kwargs: Any) -> None:
@@ -71,36 +103,106 @@ class ArmNode(LeRobotNode):
             urdf_path=self.p["urdf"] or None,
             max_velocity=self.p["max_velocity"],
         )
-        self.backend.connect()
-        self._enabled = False
-        if self.p["enable_on_start"]:
-            self.backend.enable()
-            self._enabled = True
-
-        self._pending: np.ndarray | None = None
         self._lock = threading.Lock()
-        self._bad_commands = 0
-        self._period = PeriodStats()
+        self._pending: np.ndarray | None = None
+        self._accepting = False  # True only while active
+        self._connected = False
+        self._io_timer: Any = None
         self._last_tick: float | None = None
+        self._last_position: np.ndarray | None = None
+        self._period = PeriodStats()
+        self._bad_commands = 0
+        self._consecutive_errors = 0
+        self._fault = ""  # non-empty: the reason of the last fatal device error
+        self._resume_state = "unconfigured"
         self._closed = False
 
         self._state_pub = self.create_publisher(JointState, "~/joint_states", qos.SENSOR)
-        self._objects_pub = (
-            self.create_publisher(MarkerArray, self.p["objects_topic"], qos.SENSOR)
-            if self.p["objects_topic"]
-            else None
-        )
+        topic = self.p["objects_topic"]
+        self._objects_pub = self.create_publisher(MarkerArray, topic, qos.SENSOR) if topic else None
         if role == "follower":
             self.create_subscription(JointState, "~/command", self._on_command, qos.COMMAND)
-        io_group = MutuallyExclusiveCallbackGroup()
-        self.create_timer(1.0 / self.p["rate"], self._tick, callback_group=io_group)
-        self.create_timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
-        self.get_logger().info(
-            f"{role} arm '{self.robot.name}' on backend '{self.p['backend']}' at "
-            f"{self.p['rate']:.0f} Hz, torque {'on' if self._enabled else 'off'}"
-        )
+        self.create_timer(1.0, self._diagnostics)
+        self.create_timer(self.p["reconnect_period"], self._supervise)
 
+        start = self.p["start_state"]
+        if start in ("inactive", "active"):
+            self.trigger_configure()
+        if start == "active" and self._connected:
+            self.trigger_activate()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    @property
+    def lifecycle_state(self) -> str:
+        """'unconfigured', 'inactive', 'active', 'finalized' (or a transition state)."""
+        return self._state_machine.current_state[1]
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.backend.connect()  # open the device; torque stays off
+        except Exception as exc:
+            self._fault = f"configure failed: {exc}"
+            self.get_logger().error(self._fault)
+            return FAILURE
+        self._connected = True
+        self._consecutive_errors = 0
+        self._last_tick = None
+        self._io_timer = self.create_timer(1.0 / self.p["rate"], self._tick)
+        self.get_logger().info(
+            f"{self.role} '{self.robot.name}' on '{self.p['backend']}': configured, torque off"
+        )
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.backend.enable()  # goal := measured, then torque on
+        except Exception as exc:
+            self.get_logger().error(f"activate failed: {exc}")
+            return FAILURE
+        with self._lock:
+            self._pending = None
+        self._accepting = True
+        self.get_logger().info(f"{self.role}: active, torque on")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._accepting = False
+        if not self._fault and self._last_position is not None:
+            with self._lock:
+                self._pending = None
+            self.backend.write(self._last_position)  # hold here; torque stays on
+        self.get_logger().info(f"{self.role}: inactive, holding")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return SUCCESS
+
+    def _release(self) -> None:
+        """Torque off and close the device (best effort: the port may be gone)."""
+        self._accepting = False
+        if self._io_timer is not None:
+            self.destroy_timer(self._io_timer)
+            self._io_timer = None
+        if self._connected:
+            self._connected = False
+            try:
+                self.backend.close()
+            except Exception as exc:
+                self.get_logger().error(f"torque-off / close failed: {exc}")
+
+    # --- I/O ----------------------------------------------------------------------------------
     def _on_command(self, msg: JointState) -> None:
+        if not self._accepting:
+            return
         q = positions_by_name(msg, self.joint_names)
         if q is None:
             self._bad_commands += 1
@@ -113,6 +215,8 @@ class ArmNode(LeRobotNode):
             self._pending = q
 
     def _tick(self) -> None:
+        if self._fault or not self._connected:
+            return
         now = time.time()
         dt = 0.0 if self._last_tick is None else now - self._last_tick
         self._last_tick = now
@@ -120,35 +224,86 @@ class ArmNode(LeRobotNode):
             self._period.add(dt)
         with self._lock:
             goal, self._pending = self._pending, None
-        if goal is not None and self._enabled:
-            self.backend.write(goal)
-        self.backend.step(dt)
-        state = self.backend.read()
+        try:
+            if goal is not None and self._accepting:
+                self.backend.write(goal)
+            self.backend.step(dt)
+            state = self.backend.read()
+        except Exception as exc:
+            self._on_io_error(exc)
+            return
+        self._consecutive_errors = 0
+        self._last_position = state.position
         self._state_pub.publish(
             joint_state(self.joint_names, state.position, state.stamp, state.velocity, state.effort)
         )
         if self._objects_pub is not None:
             objects = getattr(self.backend, "objects", list)()
             if objects:
-                self._objects_pub.publish(
-                    object_markers(objects, self.robot.base_frame, state.stamp)
-                )
+                markers = object_markers(objects, self.robot.base_frame, state.stamp)
+                self._objects_pub.publish(markers)
+
+    def _on_io_error(self, exc: Exception) -> None:
+        self._consecutive_errors += 1
+        fatal = getattr(exc, "fatal", False) or (
+            self._consecutive_errors >= self.p["max_consecutive_errors"]
+        )
+        self.get_logger().warning(f"I/O error: {exc}", throttle_duration_sec=1.0)
+        if fatal:
+            self._fault = str(exc)  # the supervisor takes it from here (not inside this timer)
+
+    def _supervise(self) -> None:
+        """Fault handling outside the I/O timer: torque-off attempt and unconfigure, then
+        reconnect and return to the previous state."""
+        label = self.lifecycle_state
+        if self._fault and self._connected:
+            self._resume_state = label
+            self.get_logger().error(f"fatal device error, torque-off attempt: {self._fault}")
+            if label == "active":
+                self.trigger_deactivate()
+            self.trigger_cleanup()
+        elif self._fault and not self._connected and self._resume_state in ("inactive", "active"):
+            self._fault = ""
+            self.trigger_configure()
+            if self.lifecycle_state != "inactive":
+                return  # still gone; on_configure set _fault again
+            if self._resume_state == "active":
+                self.trigger_activate()
+            self.get_logger().info(f"recovered: back to {self._resume_state}")
 
     def _diagnostics(self) -> None:
         period = self._period.summary(1.0 / self.p["rate"])
-        level = OK if period["p99_error_ms"] < 5.0 else WARN
-        self.publish_diagnostics(
-            f"{self.role} arm",
-            level if not self._closed else ERROR,
-            "torque on" if self._enabled else "torque off",
-            {"backend": self.p["backend"], "bad_commands": self._bad_commands, **period},
-        )
+        state = self.lifecycle_state
+        if self._fault:
+            level, message = ERROR, f"fault: {self._fault}"
+        elif not self._connected:
+            level, message = WARN, f"{state}: not connected"
+        else:
+            slow = period["p99_error_ms"] > 5.0
+            level = WARN if slow else OK
+            message = f"{state}: torque {'on' if state == 'active' else 'off'}"
+        values: dict[str, Any] = {
+            "lifecycle_state": state,
+            "backend": self.p["backend"],
+            "bad_commands": self._bad_commands,
+            **period,
+        }
+        values.update(getattr(self.backend, "diagnostics", dict)())
+        self.publish_diagnostics(f"{self.role} arm", level, message, values)
 
     def shutdown(self) -> None:
-        """Torque off (the backend decides how: off, or hold briefly then off)."""
-        if not self._closed:
-            self._closed = True
-            self.backend.close()
+        """Exit path (SIGINT, SIGTERM, exception): hold `shutdown_hold` s, then torque off."""
+        if self._closed:
+            return
+        self._closed = True
+        self._accepting = False
+        if self._connected and self.p["shutdown_hold"] > 0 and self._last_position is not None:
+            try:
+                self.backend.write(self._last_position)
+                time.sleep(self.p["shutdown_hold"])
+            except Exception as exc:
+                self.get_logger().error(f"hold before torque-off failed: {exc}")
+        self._release()
 
 
 class FollowerNode(ArmNode):

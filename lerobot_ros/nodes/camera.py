@@ -15,7 +15,14 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from visualization_msgs.msg import MarkerArray
 
 from lerobot_ros.core.backends import CAMERA_BACKENDS, CameraBackend
-from lerobot_ros.core.params import ParamSpec, file_exists, in_range, one_of, positive
+from lerobot_ros.core.params import (
+    ParameterError,
+    ParamSpec,
+    file_exists,
+    in_range,
+    one_of,
+    positive,
+)
 from lerobot_ros.core.stats import PeriodStats
 from lerobot_ros.nodes import qos
 from lerobot_ros.nodes.base import OK, WARN, LeRobotNode, run_node
@@ -47,14 +54,17 @@ class CameraNode(LeRobotNode):
         self.camera_name = self.p["camera_name"] or self.get_name()
         self.frame_id = self.p["frame_id"] or f"{self.camera_name}_optical_frame"
         options = {"urdf_path": self.p["urdf"] or None} if self.p["backend"] == "sim" else {}
-        self.backend: CameraBackend = CAMERA_BACKENDS.create(
-            self.p["backend"],
-            name=self.camera_name,
-            width=self.p["width"],
-            height=self.p["height"],
-            fps=self.p["fps"],
-            **options,
-        )
+        try:
+            self.backend: CameraBackend = CAMERA_BACKENDS.create(
+                self.p["backend"],
+                name=self.camera_name,
+                width=self.p["width"],
+                height=self.p["height"],
+                fps=self.p["fps"],
+                **options,
+            )
+        except ValueError as exc:  # e.g. a sim camera the scene does not have
+            raise ParameterError("camera_name", self.camera_name, str(exc)) from exc
         self.backend.open()
         self._joint_state: JointState | None = None
         self._objects: MarkerArray | None = None

@@ -108,6 +108,7 @@ class WatchdogNode(LeRobotNode):
             active_source=self._active_source(),
             command_timeout=self.p["command_timeout"],
             violation=Violation(self.p["violation"]),
+            min_dt=1.0 / self.p["rate"],  # commands take effect once per control period
         )
         self._last_state: tuple[Any, ...] | None = None
         group = MutuallyExclusiveCallbackGroup()

@@ -120,11 +120,17 @@ class SimCamera:
         return Frame(image=np.ascontiguousarray(image, dtype=np.uint8), stamp=time.time())
 
     def close(self) -> None:
-        with self._lock:
-            if self._renderer is not None and self._gl is not None:
-                self._gl.submit(self._renderer.close).result()
-            self._renderer = None
-            self._scene = None
-        if self._gl is not None:
-            self._gl.shutdown(wait=True)
-            self._gl = None
+        """Free the renderer in the render thread, after any render already queued there.
+        The lock is never held while waiting on that thread (it may be waiting for the lock)."""
+        gl, self._gl = self._gl, None  # no new grabs from here on
+        if gl is None:
+            return
+
+        def free() -> None:
+            with self._lock:
+                renderer, self._renderer, self._scene = self._renderer, None, None
+            if renderer is not None:
+                renderer.close()
+
+        gl.submit(free).result()
+        gl.shutdown(wait=True)
