@@ -16,6 +16,13 @@ import numpy as np
 from lerobot_ros.core.registry import Registry
 
 
+class DeviceDisconnectedError(RuntimeError):
+    """The device is gone (USB unplugged, port closed). Fatal for the node: it attempts
+    torque-off, drops to unconfigured and reconnects when the device is back."""
+
+    fatal = True
+
+
 @dataclass
 class ArmState:
     """One measurement of an arm. Arrays are ordered like `ArmBackend.joint_names`."""
@@ -92,7 +99,11 @@ ARM_BACKENDS: Registry[ArmBackend] = Registry("arm backend")
 # name -> factory(**params) for camera backends ("sim", later "opencv", "realsense").
 CAMERA_BACKENDS: Registry[CameraBackend] = Registry("camera backend")
 ARM_BACKENDS.lazy("sim", "lerobot_ros.core.sim")
+ARM_BACKENDS.lazy("feetech", "lerobot_ros.core.hardware.arm")
+ARM_BACKENDS.lazy("dynamixel", "lerobot_ros.core.hardware.arm")
 CAMERA_BACKENDS.lazy("sim", "lerobot_ros.core.sim")
+CAMERA_BACKENDS.lazy("opencv", "lerobot_ros.core.cameras.opencv")
+CAMERA_BACKENDS.lazy("realsense", "lerobot_ros.core.cameras.realsense")
 
 
 @dataclass

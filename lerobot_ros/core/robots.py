@@ -46,6 +46,20 @@ def _so101() -> RobotProfile:
     return RobotProfile(name="so101", urdf="urdf/so101.urdf", joint_names=SO_ARM_JOINTS)
 
 
+@ROBOTS.register("so100")
+def _so100() -> RobotProfile:
+    # Same joints, motors and link offsets as the SO-101; its own URDF's zero pose differs from
+    # LeRobot's mid-range zero, so the SO-101 model (mid-range zero) is used for both.
+    return RobotProfile(name="so100", urdf="urdf/so101.urdf", joint_names=SO_ARM_JOINTS)
+
+
+@ROBOTS.register("koch")
+def _koch() -> RobotProfile:
+    return RobotProfile(
+        name="koch", urdf="urdf/koch.urdf", joint_names=SO_ARM_JOINTS, hardware_backend="dynamixel"
+    )
+
+
 def get_robot(name: str) -> RobotProfile:
     """The profile registered under `name` (UnknownNameError lists the valid names)."""
     return ROBOTS.create(name)

@@ -58,6 +58,26 @@ def arm_params(role: str) -> list[ParamSpec]:
         ParamSpec("rate", 100.0, "Hz of the read / write / publish loop.", (positive,)),
         ParamSpec("max_velocity", 3.0, "rad/s, speed limit of a simulated arm.", (positive,)),
         ParamSpec(
+            "port",
+            "/dev/ttyACM0" if follower else "/dev/ttyACM1",
+            "Hardware: serial port of the servo bus (ignored in simulation).",
+        ),
+        ParamSpec(
+            "calibration_file",
+            "",
+            "Hardware: LeRobot calibration JSON; empty = LeRobot's location for robot_id.",
+        ),
+        ParamSpec(
+            "calibration_dir",
+            "",
+            "Hardware: directory of <robot_id>.json files; empty = $HF_LEROBOT_CALIBRATION/... .",
+        ),
+        ParamSpec(
+            "robot_id",
+            "",
+            "Hardware: LeRobot's --robot.id / --teleop.id; empty = '<robot>_<role>'.",
+        ),
+        ParamSpec(
             "start_state",
             "active" if follower else "inactive",
             "Lifecycle state reached at start-up: unconfigured, inactive (torque off, states "
@@ -102,6 +122,10 @@ class ArmNode(LeRobotNode, LifecycleNode):
             role,
             urdf_path=self.p["urdf"] or None,
             max_velocity=self.p["max_velocity"],
+            port=self.p["port"],
+            calibration_file=self.p["calibration_file"],
+            calibration_dir=self.p["calibration_dir"],
+            robot_id=self.p["robot_id"],
         )
         self._lock = threading.Lock()
         self._pending: np.ndarray | None = None

@@ -323,6 +323,7 @@ def create_sim_arm(
     role: str,
     urdf_path: str | Path | None = None,
     max_velocity: float = 3.0,
+    **_hardware_options: object,  # port, calibration_file, ...: meaningless in simulation
 ) -> ArmBackend:
     """The simulated arm for `role` ("follower": MuJoCo physics, "leader": scripted)."""
     factory = SIM_ROLES.get(role)
