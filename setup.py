@@ -30,6 +30,8 @@ setup(
             "follower = lerobot_ros.nodes.arm:main_follower",
             "leader = lerobot_ros.nodes.arm:main_leader",
             "camera = lerobot_ros.nodes.camera:main",
+            "realsense = lerobot_ros.nodes.realsense:main",
+            "lerobot_ros_calibrate = lerobot_ros.core.hardware.calibrate:main",
             "teleop = lerobot_ros.nodes.teleop:main",
             "watchdog = lerobot_ros.nodes.watchdog:main",
             "sim_demo = lerobot_ros.demo:main",

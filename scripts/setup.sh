@@ -16,6 +16,17 @@ cd "$ROOT"
 log() { printf '[setup] %s\n' "$*"; }
 hash_of() { { cat "$@" 2>/dev/null || true; } | sha256sum | cut -c1-16; }
 
+# --- 0. system libraries the wheels need ---------------------------------------------------
+# pyrealsense2 links libusb-1.0 (Debian package libusb-1.0-0; rosdep key libusb-1.0).
+if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing libusb-1.0-0 (for pyrealsense2)"
+    { apt-get install -y -q libusb-1.0-0 || { apt-get update -q && apt-get install -y -q libusb-1.0-0; }; } >/dev/null
+  else
+    echo "[setup] libusb-1.0 is missing: sudo apt-get install libusb-1.0-0 (RealSense cameras)" >&2
+  fi
+fi
+
 # --- 1. virtual environment ------------------------------------------------------------
 req_files=(requirements/ros.txt requirements/python.txt requirements/test.txt requirements/constraints.txt)
 req_hash="$(hash_of "${req_files[@]}")-$("$PYTHON_BIN" -c 'import sys; print(sys.version.split()[0])')"
