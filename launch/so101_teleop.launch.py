@@ -22,6 +22,8 @@ ARGUMENTS = {
     "cameras": ("front", "Comma-separated camera names, each a node /cameras/<name>."),
     "rviz": ("false", "Start RViz with config/<robot>.rviz."),
     "params_file": ("", "Parameter YAML for every node; empty = config/<robot>.yaml."),
+    "follower_port": ("", "Hardware: follower serial port; empty = the parameter file's."),
+    "leader_port": ("", "Hardware: leader serial port; empty = the parameter file's."),
 }
 
 

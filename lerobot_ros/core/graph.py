@@ -62,6 +62,8 @@ class TeleopGraphArgs:
     cameras: tuple[str, ...] = ("front",)
     rviz: bool = False
     params_file: str = ""  # empty = the robot's own config/<robot>.yaml
+    follower_port: str = ""  # hardware: serial port; empty = the params file's
+    leader_port: str = ""
 
     @classmethod
     def from_strings(cls, values: Mapping[str, str]) -> TeleopGraphArgs:
@@ -86,6 +88,8 @@ class TeleopGraphArgs:
             cameras=names,
             rviz=_flag("rviz", values.get("rviz", "false")),
             params_file=values.get("params_file", ""),
+            follower_port=values.get("follower_port", ""),
+            leader_port=values.get("leader_port", ""),
         )
 
 

@@ -22,10 +22,14 @@ from typing import Any
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.task import Future
 from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
+from lerobot_msgs.srv import MoveToPose
 from lerobot_ros.core.backends import ARM_BACKENDS, ArmBackend
+from lerobot_ros.core.motion import PoseMove
 from lerobot_ros.core.params import (
     ParamSpec,
     file_exists,
@@ -146,6 +150,15 @@ class ArmNode(LeRobotNode, LifecycleNode):
         self._objects_pub = self.create_publisher(MarkerArray, topic, qos.SENSOR) if topic else None
         if role == "follower":
             self.create_subscription(JointState, "~/command", self._on_command, qos.COMMAND)
+        else:
+            # Only a leader may be moved directly: a follower moves through the watchdog alone.
+            self.create_service(MoveToPose, "~/move_to_pose", self._srv_move_to_pose)
+        self._move: PoseMove | None = None
+        self._move_done: Future | None = None
+        self._move_error = 0.0
+        if hasattr(self.backend, "begin_calibration"):
+            self.create_service(Trigger, "~/calibrate/start", self._srv_calibrate_start)
+            self.create_service(Trigger, "~/calibrate/stop", self._srv_calibrate_stop)
         self.create_timer(1.0, self._diagnostics)
         self.create_timer(self.p["reconnect_period"], self._supervise)
 
@@ -266,6 +279,80 @@ class ArmNode(LeRobotNode, LifecycleNode):
             if objects:
                 markers = object_markers(objects, self.robot.base_frame, state.stamp)
                 self._objects_pub.publish(markers)
+
+    # --- leader: move to a pose, then release -------------------------------------------------
+    async def _srv_move_to_pose(
+        self, req: MoveToPose.Request, res: MoveToPose.Response
+    ) -> MoveToPose.Response:
+        target = positions_by_name(req.target, self.joint_names)
+        if self.lifecycle_state != "inactive" or self._last_position is None:
+            res.message = f"the {self.role} must be inactive (configured) and reading its pose"
+        elif target is None:
+            res.message = (
+                f"target must name every joint {self.joint_names}: {list(req.target.name)}"
+            )
+        elif self._move is not None:
+            res.message = "a move is already in progress"
+        else:
+            try:
+                self.backend.enable()  # goal := measured, torque on
+            except Exception as exc:
+                res.message = f"torque on failed: {exc}"
+                return res
+            self._move_done = Future()
+            self._move = PoseMove(
+                target=target,
+                max_velocity=req.max_velocity or self.p["max_velocity"],
+                deadline=time.time() + (req.timeout or 10.0),
+                release=req.release,
+            )
+            res.success, res.message = await self._move_done
+            res.final_error = self._move_error
+        return res
+
+    def _move_tick(self, dt: float) -> np.ndarray:
+        move = self._move
+        assert move is not None and self._last_position is not None
+        self._move_error = move.error(self._last_position)
+        if move.reached(self._last_position):
+            self._finish_move(True, f"reached within {self._move_error:.4f} rad")
+        elif time.time() > move.deadline:
+            self._finish_move(False, f"timed out {self._move_error:.4f} rad from the target")
+        return move.next_goal(self._last_position, dt)
+
+    def _finish_move(self, ok: bool, message: str) -> None:
+        move, done = self._move, self._move_done
+        if move is None or done is None:
+            return
+        self._move = self._move_done = None
+        if move.release:
+            try:
+                self.backend.disable()  # torque off: the human's hand takes over
+            except Exception as exc:
+                message += f"; torque off failed: {exc}"
+        done.set_result((ok, message))
+
+    # --- calibration (hardware backends) -------------------------------------------------------
+    def _srv_calibrate_start(
+        self, _req: Trigger.Request, res: Trigger.Response
+    ) -> Trigger.Response:
+        if self.lifecycle_state != "inactive":
+            res.message = "calibrate with the arm inactive (configured, torque off)"
+            return res
+        try:
+            res.message = self.backend.begin_calibration()  # type: ignore[attr-defined]
+            res.success = True
+        except Exception as exc:
+            res.message = f"calibration failed to start: {exc}"
+        return res
+
+    def _srv_calibrate_stop(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        try:
+            res.message = self.backend.finish_calibration()  # type: ignore[attr-defined]
+            res.success = True
+        except Exception as exc:
+            res.message = f"calibration not saved: {exc}"
+        return res
 
     def _on_io_error(self, exc: Exception) -> None:
         self._consecutive_errors += 1

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lerobot_ros.core.backends import ARM_BACKENDS, ArmState, DeviceDisconnectedError
+from lerobot_ros.core.hardware.calibrate import CalibrationSession
 from lerobot_ros.core.hardware.robots import ArmHardware, hardware_for
 from lerobot_ros.core.motors import (
     BUSES,
@@ -70,42 +71,74 @@ class BusArm:
             hardware.bus, port, hardware.motors, baudrate=baudrate, num_retry=num_retry
         )
         self.calibration: dict[str, MotorCalibration] = {}
-        self._mids = np.zeros(len(self.joint_names))
+        self._mids = np.full(len(self.joint_names), 2047.5)  # until calibrated: raw mid-turn
+        self._session: CalibrationSession | None = None
         self._enabled = False
         self._telemetry: dict[str, float] = {}
         self._telemetry_at = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
     def connect(self) -> None:
-        if not self.calibration_file.is_file():
-            raise CalibrationMissingError(
-                f"no calibration file {self.calibration_file}: calibrate this arm first "
-                f"(lerobot_ros_calibrate, or the node's ~/calibrate services), or point the "
-                f"'calibration_file' parameter at your LeRobot calibration"
-            )
-        calibration = load_calibration(self.calibration_file)
-        unknown = set(self.hardware.motor_names) - set(calibration)
-        if unknown:
-            raise ValueError(f"{self.calibration_file}: no entry for motors {sorted(unknown)}")
+        """Open the bus and apply the calibration file. Without a file the arm still connects
+        (talking, torque off, positions around mid-range) so that it can be calibrated, but
+        enable() refuses until it is."""
+        calibration = None
+        if self.calibration_file.is_file():
+            calibration = load_calibration(self.calibration_file)
+            unknown = set(self.hardware.motor_names) - set(calibration)
+            if unknown:
+                raise ValueError(f"{self.calibration_file}: no entry for motors {sorted(unknown)}")
         self._wrap(self.bus.connect)  # opens the port, pings every motor, checks models
         self._wrap(self.bus.disable_torque)  # EEPROM writes need torque off
-        stored = self._wrap(self.bus.read_calibration)
-        wanted = {m: calibration[m] for m in self.hardware.motor_names}
-        if any(_registers(stored[m]) != _registers(wanted[m]) for m in wanted):
-            # The file is the user's calibration: the motors are made to match it.
-            self._wrap(self.bus.write_calibration, wanted)
+        if calibration is not None:
+            self._apply({m: calibration[m] for m in self.hardware.motor_names})
         for w in self.hardware.configure:
             targets = [w.motor] if w.motor else list(self.hardware.motor_names)
             for motor in targets:
                 self._wrap(self.bus.write, w.register, motor, w.value)
-        self.calibration = wanted
-        self._mids = np.array(
-            [(wanted[j].range_min + wanted[j].range_max) / 2 for j in self.joint_names]
-        )
         if self.hardware.torque_on_when_inactive:
             self._wrap(self.bus.enable_torque, list(self.hardware.torque_on_when_inactive))
 
+    def _apply(self, calibration: dict[str, MotorCalibration]) -> None:
+        stored = self._wrap(self.bus.read_calibration)
+        if any(_registers(stored[m]) != _registers(c) for m, c in calibration.items()):
+            # The file is the user's calibration: the motors are made to match it.
+            self._wrap(self.bus.write_calibration, calibration)
+        self.calibration = calibration
+        self._mids = np.array(
+            [(calibration[j].range_min + calibration[j].range_max) / 2 for j in self.joint_names]
+        )
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.calibration)
+
+    def begin_calibration(self) -> str:
+        """Start LeRobot's procedure (torque off; the arm must be mid-range now)."""
+        if self._enabled:
+            raise RuntimeError("torque is on: deactivate the arm before calibrating")
+        self._session = CalibrationSession(self.bus, self.hardware, self.calibration_file)
+        self._wrap(self._session.begin)
+        return (
+            "recording: move every joint except "
+            f"{', '.join(self.hardware.full_turn)} through its whole range, then stop"
+        )
+
+    def finish_calibration(self) -> str:
+        if self._session is None:
+            raise RuntimeError("no calibration in progress")
+        session, self._session = self._session, None
+        calibration = self._wrap(session.finish)
+        self._apply(calibration)
+        return f"saved {self.calibration_file}"
+
     def enable(self) -> None:
+        if not self.calibrated:
+            raise CalibrationMissingError(
+                f"no calibration file {self.calibration_file}: calibrate this arm first "
+                "(lerobot_ros_calibrate, or the node's ~/calibrate/start and ~/calibrate/stop "
+                "services), or point 'calibration_file' at your LeRobot calibration"
+            )
         present = self._wrap(self.bus.sync_read, "Present_Position", self.joint_names)
         self._wrap(self.bus.sync_write, "Goal_Position", present)  # goal = present: no jump
         self._wrap(self.bus.enable_torque)
@@ -126,6 +159,8 @@ class BusArm:
 
     # --- I/O ------------------------------------------------------------------------------------
     def read(self) -> ArmState:
+        if self._session is not None:
+            self._wrap(self._session.record)
         raw = self._wrap(self.bus.sync_read, "Present_Position", self.joint_names)
         stamp = time.time()
         ticks = np.array([raw[j] for j in self.joint_names], dtype=float)
