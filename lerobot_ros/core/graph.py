@@ -106,19 +106,22 @@ def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
     if not urdf_path.is_file():
         raise ParameterError("urdf", str(urdf_path), "file does not exist")
 
+    def arm(port: str) -> dict[str, str]:
+        return {"robot": robot.name, "backend": arm_backend, **({"port": port} if port else {})}
+
     specs = [
         NodeSpec(
             "follower",
             "follower",
             param_files=files,
-            parameters={"robot": robot.name, "backend": arm_backend},
+            parameters=arm(args.follower_port),
             in_process="lerobot_ros.nodes.arm:FollowerNode",
         ),
         NodeSpec(
             "leader",
             "leader",
             param_files=files,
-            parameters={"robot": robot.name, "backend": arm_backend},
+            parameters=arm(args.leader_port),
             in_process="lerobot_ros.nodes.arm:LeaderNode",
         ),
         NodeSpec(
