@@ -51,7 +51,15 @@ from lerobot_ros.core.params import ParameterError  # noqa: E402
 from lerobot_ros.core.paths import share_dir  # noqa: E402
 
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / "launch" / "so101_teleop.launch.py"
-DEFAULTS = {"robot": "so101", "sim": "true", "cameras": "front", "rviz": "false", "params_file": ""}
+DEFAULTS = {
+    "robot": "so101",
+    "sim": "true",
+    "cameras": "front",
+    "rviz": "false",
+    "params_file": "",
+    "follower_port": "",
+    "leader_port": "",
+}
 
 
 def installed(package: str) -> bool:
@@ -209,7 +217,7 @@ def test_fastdds_profile_defaults_to_the_shipped_one(
     [
         ("sim", "maybe", ["true or false"]),
         ("rviz", "yes please", ["true or false"]),
-        ("robot", "koch", ["so101"]),
+        ("robot", "ur5", ["so101", "koch"]),
         ("cameras", "front,wr-ist", ["'wr-ist'"]),
         ("params_file", "/nonexistent/params.yaml", ["does not exist"]),
     ],
