@@ -147,8 +147,12 @@ class MotorBus:
         *,
         baudrate: int = 1_000_000,
         num_retry: int = 2,
+        read_block_s: float = READ_BLOCK_S,
     ) -> None:
         self.port = str(port)
+        # 0 = poll like the SDKs (lowest latency, a core spinning while waiting); > 0 = sleep
+        # in select() up to this long per read (frees the CPU and the GIL for the node).
+        self.read_block_s = float(read_block_s)
         self.baudrate = int(baudrate)
         if num_retry < 0:
             raise ValueError(f"num_retry must be >= 0, not {num_retry}")
@@ -301,7 +305,7 @@ class MotorBus:
         # there (no added latency) and sleeps in select() meanwhile; the SDKs' own packet
         # timeouts still apply (checked between reads, so overshoot <= READ_BLOCK_S).
         try:
-            port_handler.ser.timeout = READ_BLOCK_S
+            port_handler.ser.timeout = self.read_block_s
         except _OS_ERRORS as e:
             with contextlib.suppress(Exception):
                 port_handler.ser.close()
