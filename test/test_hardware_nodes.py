@@ -4,6 +4,7 @@ tracking, leader publishing, LeRobot calibration files, torque-off on every exit
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import signal
 import time
@@ -59,6 +60,13 @@ def write_calibration(root: Path, robot: str, role: str, calib=None) -> Path:
     return path
 
 
+def park(bus: EmulatedServoBus, calib: dict[str, MotorCalibration]) -> None:
+    """Put each emulated servo mid-range for `calib` (Feetech: Present = actual - offset), as a
+    user's arm would be: a real servo clamps goals outside its limits and would move there."""
+    for c in calib.values():
+        bus.motors[c.id].set_actual_position((c.range_min + c.range_max) // 2 + c.homing_offset)
+
+
 def positions(msg: JointState) -> np.ndarray:
     return np.array([msg.position[list(msg.name).index(j)] for j in JOINTS])
 
@@ -103,6 +111,7 @@ def test_follower_tracks_commands_and_leaves_the_calibration_file_unchanged(
 ) -> None:
     cal = tmp_path / "cal"
     path = write_calibration(cal, "so101", "follower", SO101_CAL)
+    park(so101_bus, SO101_CAL)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with GraphHarness([follower_spec(so101_bus, cal)], domain_id) as h:
         states = h.inbox(JointState, "/follower/joint_states", qos.SENSOR)
@@ -147,6 +156,7 @@ def test_torque_goes_off_on_signals(
 ) -> None:
     cal = tmp_path / "cal"
     write_calibration(cal, "so101", "follower", SO101_CAL)
+    park(so101_bus, SO101_CAL)
     proc = spawn_node(
         "lerobot_ros.nodes.arm",
         [
@@ -178,6 +188,7 @@ def test_corrupted_packets_are_retried_and_reported(
 ) -> None:
     cal = tmp_path / "cal"
     write_calibration(cal, "so101", "follower", SO101_CAL)
+    park(so101_bus, SO101_CAL)
     with GraphHarness([follower_spec(so101_bus, cal)], domain_id) as h:
         states = h.inbox(JointState, "/follower/joint_states", qos.SENSOR)
         diags = h.inbox(DiagnosticArray, "/diagnostics", 50)
@@ -202,6 +213,7 @@ def test_unplug_faults_with_torque_off_attempt_and_recovers(
 ) -> None:
     cal = tmp_path / "cal"
     write_calibration(cal, "so101", "follower", SO101_CAL)
+    park(so101_bus, SO101_CAL)
     with GraphHarness([follower_spec(so101_bus, cal, reconnect_period=0.3)], domain_id) as h:
         states = h.inbox(JointState, "/follower/joint_states", qos.SENSOR)
         diags = h.inbox(DiagnosticArray, "/diagnostics", 50)
@@ -227,6 +239,7 @@ def test_a_silent_servo_is_a_fatal_error_and_the_others_get_torque_off(
 ) -> None:
     cal = tmp_path / "cal"
     write_calibration(cal, "so101", "follower", SO101_CAL)
+    park(so101_bus, SO101_CAL)
     with GraphHarness([follower_spec(so101_bus, cal)], domain_id) as h:
         node = h.nodes["follower"]
         h.wait(lambda: node.lifecycle_state == "active" and all(torque(so101_bus)), 10, "active")
@@ -270,3 +283,134 @@ def test_hardware_teleop_graph_on_emulated_buses(
             assert moving > 0.01, "the emulated hand did not move the leader"
             err = np.degrees(np.abs(lq - fq)).max()
             assert err < 5.0, f"follower {err:.1f} deg from the moving leader"
+
+
+def test_calibration_services_write_a_lerobot_file(tmp_path: Path, domain_id: int) -> None:
+    """No file yet: the arm still configures (torque off), refuses to activate, and the
+    ~/calibrate services run LeRobot's procedure while 'the user' moves the joints."""
+    from std_srvs.srv import Trigger
+
+    from lerobot_ros.core.motors import load_calibration
+
+    cal = tmp_path / "cal"
+    with emulated("so101", tmp_path / "ttyC") as bus:
+        for m in bus.motors.values():
+            m.set_actual_position(2600)  # wherever the user left the arm: the mid pose
+        node = spec(
+            "follower",
+            FOLLOWER,
+            backend="feetech",
+            port=bus.port,
+            calibration_dir=str(cal),
+            objects_topic="",
+        )
+        with GraphHarness([node], domain_id) as h:
+            arm = h.nodes["follower"]
+            h.wait(lambda: arm.lifecycle_state == "inactive", 10, "configured without a file")
+            assert not any(torque(bus))
+            res = h.call(Trigger, "/follower/calibrate/start", Trigger.Request())
+            assert res.success, res.message
+            # The mid pose now reads half a turn: Homing_Offset = 2600 - 2047.
+            assert bus.motors[1].read_register("Homing_Offset") == 2600 - 2047
+            for ticks in (2600, 2000, 3300, 2600):  # sweep every joint
+                for m in bus.motors.values():
+                    m.set_actual_position(ticks)
+                time.sleep(0.15)
+            res = h.call(Trigger, "/follower/calibrate/stop", Trigger.Request())
+            assert res.success, res.message
+    calib = load_calibration(cal / "so101_follower.json")
+    assert calib["elbow_flex"].homing_offset == 553
+    assert (calib["elbow_flex"].range_min, calib["elbow_flex"].range_max) == (
+        2000 - 553,
+        3300 - 553,
+    )
+    assert (calib["wrist_roll"].range_min, calib["wrist_roll"].range_max) == (0, 4095)
+
+
+def test_calibration_cli(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with emulated("so101", tmp_path / "ttyCLI") as bus:
+        bus.leader_motion = True  # the joints sweep by themselves during the recording
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lerobot_ros.core.hardware.calibrate",
+                "--port",
+                bus.port,
+                "--calibration-dir",
+                str(tmp_path),
+                "--seconds",
+                "2.5",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "so101_follower.json").is_file()
+    assert "saved" in out.stdout
+
+
+def test_leader_moves_to_a_pose_then_releases(tmp_path: Path, domain_id: int) -> None:
+    from lerobot_msgs.srv import MoveToPose
+
+    cal = tmp_path / "cal"
+    write_calibration(cal, "so101", "leader")
+    with emulated("so101", tmp_path / "ttyM") as bus:
+        node = spec("leader", LEADER, backend="feetech", port=bus.port, calibration_dir=str(cal))
+        with GraphHarness([node], domain_id) as h:
+            states = h.inbox(JointState, "/leader/joint_states", qos.SENSOR)
+            h.wait(lambda: len(states) > 10, 10, "leader states")
+            target = np.array([0.4, -0.3, 0.5, 0.2, -0.6, 0.3])
+            req = MoveToPose.Request(max_velocity=2.0, timeout=10.0, release=True)
+            req.target = JointState(name=JOINTS, position=target.tolist())
+            steps: list[float] = []
+            res = h.call(MoveToPose, "/leader/move_to_pose", req, timeout=15)
+            assert res.success, res.message
+            assert res.final_error < 0.02
+            assert not any(torque(bus)), "released: torque off again"
+            q = [positions(m) for m in states.messages()]
+            steps = [float(np.abs(b - a).max()) for a, b in itertools.pairwise(q)]
+            assert max(steps) < 2.0 * 0.05, "the leader jumped instead of moving smoothly"
+
+
+def test_lifecycle_transitions_follow_ros2_control(
+    so101_bus: EmulatedServoBus, tmp_path: Path, domain_id: int
+) -> None:
+    """Through lifecycle_msgs/ChangeState (`ros2 lifecycle set /follower ...`): deactivate holds
+    with torque on and ignores commands; cleanup turns torque off; configure + activate again."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    cal = tmp_path / "cal"
+    write_calibration(cal, "so101", "follower", SO101_CAL)
+    park(so101_bus, SO101_CAL)
+    with GraphHarness([follower_spec(so101_bus, cal)], domain_id) as h:
+        states = h.inbox(JointState, "/follower/joint_states", qos.SENSOR)
+        cmd = h.publisher(JointState, "/follower/command", qos.COMMAND)
+        h.wait(lambda: len(states) > 10 and cmd.get_subscription_count() > 0, 10, "active")
+
+        def change(transition: int) -> None:
+            req = ChangeState.Request()
+            req.transition.id = transition
+            assert h.call(ChangeState, "/follower/change_state", req).success
+
+        def state() -> str:
+            return h.call(GetState, "/follower/get_state", GetState.Request()).current_state.label
+
+        change(Transition.TRANSITION_DEACTIVATE)
+        assert state() == "inactive" and all(torque(so101_bus)), "deactivate = hold, torque on"
+        q0 = positions(states.last())
+        for _ in range(30):
+            cmd.publish(JointState(name=JOINTS, position=(q0 + 0.3).tolist()))
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert np.abs(positions(states.last()) - q0).max() < 0.01, "inactive must ignore commands"
+        change(Transition.TRANSITION_CLEANUP)
+        assert state() == "unconfigured" and not any(torque(so101_bus)), "cleanup = torque off"
+        change(Transition.TRANSITION_CONFIGURE)
+        change(Transition.TRANSITION_ACTIVATE)
+        assert state() == "active" and all(torque(so101_bus))

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
@@ -161,7 +162,10 @@ class ArmNode(LeRobotNode, LifecycleNode):
         self._move_error = 0.0
         self._move_result: tuple[bool, str] | None = None
         # The I/O thread finishes moves; the executor completes the service's future.
-        self._move_guard = self.create_guard_condition(self._complete_move)
+        # Its own group: the awaiting service coroutine holds the default group meanwhile.
+        self._move_guard = self.create_guard_condition(
+            self._complete_move, callback_group=MutuallyExclusiveCallbackGroup()
+        )
         if hasattr(self.backend, "begin_calibration"):
             self.create_service(Trigger, "~/calibrate/start", self._srv_calibrate_start)
             self.create_service(Trigger, "~/calibrate/stop", self._srv_calibrate_stop)
@@ -274,12 +278,15 @@ class ArmNode(LeRobotNode, LifecycleNode):
         with self._lock:
             goal, self._pending = self._pending, None
         try:
-            if goal is not None and self._accepting:
+            if self._move is not None:
+                goal = self._move_tick(dt)
+            if goal is not None and (self._accepting or self._move is not None):
                 self.backend.write(goal)
             self.backend.step(dt)
             state = self.backend.read()
         except Exception as exc:
             self._on_io_error(exc)
+            self._finish_move(False, f"device error: {exc}")
             return
         self._consecutive_errors = 0
         self._last_position = state.position
