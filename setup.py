@@ -32,6 +32,7 @@ setup(
             "camera = lerobot_ros.nodes.camera:main",
             "realsense = lerobot_ros.nodes.realsense:main",
             "lerobot_ros_calibrate = lerobot_ros.core.hardware.calibrate:main",
+            "lerobot_ros_convert = lerobot_ros.core.dataset.cli:main",
             "teleop = lerobot_ros.nodes.teleop:main",
             "watchdog = lerobot_ros.nodes.watchdog:main",
             "sim_demo = lerobot_ros.demo:main",
