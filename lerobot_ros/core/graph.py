@@ -205,3 +205,50 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = v
     return out
+
+
+# --- recording: the teleop graph + the recorder ------------------------------------------------
+
+
+def recorded_topics(cameras: tuple[str, ...] | list[str] = ("front",)) -> list[str]:
+    """What the recorder records by default: measured states, the commanded follower position,
+    each camera's image and calibration, and the episode events of the watchdog and recorder."""
+    topics = ["/follower/joint_states", "/leader/joint_states", "/follower/command"]
+    for cam in cameras:
+        topics += [f"/cameras/{cam}/image_raw", f"/cameras/{cam}/camera_info"]
+    return [*topics, "/watchdog/events", "/recorder/events"]
+
+
+@dataclass(frozen=True)
+class RecordGraphArgs(TeleopGraphArgs):
+    """Launch arguments of record.launch.py: the teleop graph's, plus where bags go."""
+
+    output_dir: str = ""  # empty = the params file's recorder.output_dir
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str]) -> RecordGraphArgs:
+        rest = {k: v for k, v in values.items() if k != "output_dir"}
+        base = TeleopGraphArgs.from_strings(rest)
+        return cls(
+            **{f.name: getattr(base, f.name) for f in fields(TeleopGraphArgs)},
+            output_dir=values.get("output_dir", ""),
+        )
+
+
+def record_graph(args: RecordGraphArgs) -> list[NodeSpec]:
+    """teleop_graph + /recorder, which records the graph's topics (one topic pair per camera)."""
+    specs = teleop_graph(args)
+    files = specs[0].param_files  # the follower's: the robot's (or the given) parameter file
+    parameters: dict[str, Any] = {"topics": recorded_topics(args.cameras)}
+    if args.output_dir:
+        parameters["output_dir"] = args.output_dir
+    specs.append(
+        NodeSpec(
+            "recorder",
+            "recorder",
+            param_files=files,
+            parameters=parameters,
+            in_process="lerobot_ros.nodes.recorder:RecorderNode",
+        )
+    )
+    return specs

@@ -390,7 +390,23 @@ def read_episodes(
     """
     say = log or (lambda _m: None)
     for p in paths:
-        for src in _open_sources(Path(p)):
+        try:
+            sources = list(_open_sources(Path(p)))
+        except BagError as e:
+            # e.g. the bag of an episode whose recorder was killed before anything reached
+            # the disk: report it, and convert the others (recorded data is never given up).
+            say(f"warning: skipped unreadable bag: {e}")
+            yield Episode(
+                source=str(p),
+                bag_episode_index=0,
+                task="",
+                start_ns=0,
+                stop_ns=0,
+                status="incomplete",
+                message=f"unreadable bag: {e}",
+            )
+            continue
+        for src in sources:
             for w in src.warnings:
                 say(f"warning: {w}")
             yield from _split(src, event_topic, say)

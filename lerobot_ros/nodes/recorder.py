@@ -1,0 +1,317 @@
+"""Recorder node: raw subscriptions to the graph's topics, one rosbag2 bag per episode.
+
+Services (lerobot_msgs/srv): `~/start_episode` (task text), `~/stop_episode` (save),
+`~/discard_episode`. Every episode event goes out on `~/events` (lerobot_msgs/EpisodeEvent,
+reliable + transient-local like the watchdog's) and into the episode's bag: EPISODE_START with
+the task is the bag's first message, EPISODE_STOP / EPISODE_DISCARD its last.
+
+Topic types are looked up in the graph (`get_topic_names_and_types`) and retried every
+`discovery_period` s until a publisher shows up; each subscription is raw (the CDR bytes go to
+the bag untouched, nothing is deserialized) with the publishers' reliability and durability
+(best-effort for sensor data, transient-local reliable for events), as rosbag2 does. Disk I/O
+happens on the `EpisodeBagWriter` thread only (lerobot_ros/core/recording/bag_writer.py, which
+also explains the one-bag-per-episode layout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from typing import Any
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from lerobot_msgs.msg import EpisodeEvent
+from lerobot_msgs.srv import DiscardEpisode, StartEpisode, StopEpisode
+from lerobot_ros.core.graph import recorded_topics
+from lerobot_ros.core.params import (
+    ParameterError,
+    ParamSpec,
+    non_empty,
+    non_negative,
+    one_of,
+    positive,
+    unique,
+)
+from lerobot_ros.core.recording import EpisodeBagWriter, EpisodeInfo, UnknownTypeError
+from lerobot_ros.nodes import qos
+from lerobot_ros.nodes.base import ERROR, OK, WARN, LeRobotNode, run_node
+
+
+def _absolute_topics(v: Any) -> str | None:
+    bad = [t for t in v if not (isinstance(t, str) and t.startswith("/") and len(t) > 1)]
+    return f"topic names must be absolute (start with '/'): {bad}" if bad else None
+
+
+RECORDER_PARAMS = [
+    ParamSpec(
+        "output_dir",
+        "~/lerobot_ros/recordings",
+        "Bags go to <output_dir>/<session stamp>/episode_<NNNNNN>/.",
+        (non_empty,),
+    ),
+    ParamSpec(
+        "storage",
+        "mcap",
+        "rosbag2 storage plugin: mcap or sqlite3.",
+        (one_of(["mcap", "sqlite3"]),),
+    ),
+    ParamSpec(
+        "topics",
+        recorded_topics(("front",)),
+        "Absolute names of the topics to record; types are found in the graph.",
+        (non_empty, unique, _absolute_topics),
+    ),
+    ParamSpec(
+        "queue_size",
+        2000,
+        "Messages waiting for the disk before new ones are dropped.",
+        (positive,),
+    ),
+    ParamSpec(
+        "queue_mb", 1024.0, "MiB waiting for the disk before new ones are dropped.", (positive,)
+    ),
+    ParamSpec(
+        "max_episode_s",
+        0.0,
+        "s: an episode this long is stopped (saved); 0 = no limit.",
+        (non_negative,),
+    ),
+    ParamSpec(
+        "delete_discarded",
+        False,
+        "true: remove a discarded episode's bag; false: keep it, marked discarded.",
+    ),
+    ParamSpec("discovery_period", 0.5, "s between look-ups of topics not found yet.", (positive,)),
+]
+
+
+def _message_class(msgtype: str) -> Any:
+    pkg, kind, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+class RecorderNode(LeRobotNode):
+    PARAMS = RECORDER_PARAMS
+
+    def __init__(self, node_name: str = "recorder", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.events_topic = self.resolve_topic_name("~/events")
+        try:
+            self.writer = EpisodeBagWriter(
+                self.p["output_dir"],
+                storage=self.p["storage"],
+                queue_size=self.p["queue_size"],
+                queue_bytes=int(self.p["queue_mb"] * 2**20),
+                events_topic=self.events_topic,
+                delete_discarded=self.p["delete_discarded"],
+            )
+        except OSError as exc:
+            raise ParameterError("output_dir", self.p["output_dir"], str(exc)) from exc
+        self._events = self.create_publisher(EpisodeEvent, "~/events", qos.EVENTS)
+        # Topics not subscribed yet; our own events go into the bag directly, not via DDS.
+        self.pending: list[str] = [t for t in self.p["topics"] if t != self.events_topic]
+        self.subscribed: dict[str, str] = {}  # topic -> type
+        self.unrecordable: dict[str, str] = {}  # topic -> why (type without a definition)
+        self._subs: list[Any] = []
+
+        self.create_service(StartEpisode, "~/start_episode", self._srv_start)
+        self.create_service(StopEpisode, "~/stop_episode", self._srv_stop)
+        self.create_service(DiscardEpisode, "~/discard_episode", self._srv_discard)
+        self._discovery = self.create_timer(self.p["discovery_period"], self._discover)
+        self._discover()
+        self.create_timer(0.1, self._check_duration)
+        self.create_timer(1.0, self._diagnostics)
+        self.get_logger().info(
+            f"recorder: {len(self.p['topics'])} topics, {self.p['storage']} bags under "
+            f"{self.writer.session_dir}"
+        )
+
+    # --- discovery ---------------------------------------------------------------------------
+    def _discover(self) -> None:
+        if not self.pending:
+            return
+        types = dict(self.get_topic_names_and_types())
+        for topic in list(self.pending):
+            names = types.get(topic)
+            publishers = self.get_publishers_info_by_topic(topic) if names else []
+            if not names or not publishers:
+                continue  # retried at the next period
+            if len(names) > 1:
+                self.get_logger().warning(f"{topic} has several types {names}; using {names[0]}")
+            msgtype = names[0]
+            try:
+                self.writer.add_topic(topic, msgtype)
+                msg_class = _message_class(msgtype)
+            except (UnknownTypeError, ImportError, AttributeError, ValueError) as exc:
+                self.unrecordable[topic] = str(exc)
+                self.pending.remove(topic)
+                self.get_logger().error(f"cannot record {topic} ({msgtype}): {exc}")
+                continue
+            profile = self._qos(publishers)
+            self._subs.append(
+                self.create_subscription(
+                    msg_class,
+                    topic,
+                    lambda data, t=topic: self._on_message(t, data),
+                    profile,
+                    raw=True,
+                )
+            )
+            self.subscribed[topic] = msgtype
+            self.pending.remove(topic)
+            self.get_logger().info(
+                f"recording {topic} ({msgtype}, {profile.reliability.name.lower()}, "
+                f"{profile.durability.name.lower()})"
+            )
+        if not self.pending:
+            self._discovery.cancel()
+
+    @staticmethod
+    def _qos(publishers: list[Any]) -> QoSProfile:
+        """Match every publisher: reliable only if all are (a reliable reader does not match a
+        best-effort writer), transient-local only if all are (so a latched history is
+        replayed)."""
+        profiles = [p.qos_profile for p in publishers]
+        reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in profiles)
+        latched = all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in profiles)
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=max([10, *(p.depth for p in profiles)]),
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+        )
+
+    # --- the hot path --------------------------------------------------------------------------
+    def _on_message(self, topic: str, data: bytes) -> None:
+        self.writer.write(topic, data, self.get_clock().now().nanoseconds)
+
+    # --- episodes ------------------------------------------------------------------------------
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _publish_event(
+        self, kind: int, ep: EpisodeInfo, t_ns: int, source: str, detail: str
+    ) -> None:
+        msg = EpisodeEvent(
+            type=kind, episode_index=ep.index, task=ep.task, source=source, detail=detail
+        )
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t_ns, 1_000_000_000)
+        self._events.publish(msg)
+
+    def start_episode(self, task: str, source: str) -> tuple[bool, str, EpisodeInfo | None]:
+        if not task.strip():
+            return False, "a task text is required (the episode's language instruction)", None
+        current = self.writer.current
+        if current is not None:
+            return False, f"episode {current.index} is recording: stop or discard it first", None
+        t = self._now_ns()
+        detail = str(self.writer.session_dir / f"episode_{len(self.writer.episodes):06d}")
+        ep = self.writer.start_episode(task, t, source=source, detail=detail)
+        self._publish_event(EpisodeEvent.EPISODE_START, ep, t, source, detail)
+        self.get_logger().info(f"episode {ep.index} started: {task!r} -> {ep.path}")
+        return True, f"episode {ep.index} recording to {ep.path}", ep
+
+    def stop_episode(
+        self, source: str, *, discard: bool = False, detail: str = "", keep: bool = False
+    ) -> tuple[bool, str, EpisodeInfo | None]:
+        if self.writer.current is None:
+            return False, "no episode is recording", None
+        t = self._now_ns()
+        detail = detail or ("discarded" if discard else "saved")
+        ep = self.writer.stop_episode(t, discard=discard, source=source, detail=detail, keep=keep)
+        kind = EpisodeEvent.EPISODE_DISCARD if discard else EpisodeEvent.EPISODE_STOP
+        self._publish_event(kind, ep, t, source, detail)
+        verb = "discarded" if discard else "saved"
+        self.get_logger().info(
+            f"episode {ep.index} {verb}: {ep.duration_s:.1f} s, {ep.message_count} messages"
+        )
+        return True, f"episode {ep.index} {verb} ({ep.path})", ep
+
+    def _srv_start(
+        self, req: StartEpisode.Request, res: StartEpisode.Response
+    ) -> StartEpisode.Response:
+        res.success, res.message, ep = self.start_episode(req.task, "~/start_episode")
+        if ep is not None:
+            res.episode_index = ep.index
+        return res
+
+    def _srv_stop(
+        self, _req: StopEpisode.Request, res: StopEpisode.Response
+    ) -> StopEpisode.Response:
+        res.success, res.message, ep = self.stop_episode("~/stop_episode")
+        if ep is not None:
+            res.episode_index = ep.index
+            res.path = str(ep.path)
+            res.duration_s = ep.duration_s
+            res.message_count = ep.message_count
+        return res
+
+    def _srv_discard(
+        self, _req: DiscardEpisode.Request, res: DiscardEpisode.Response
+    ) -> DiscardEpisode.Response:
+        res.success, res.message, ep = self.stop_episode("~/discard_episode", discard=True)
+        if ep is not None:
+            res.episode_index = ep.index
+        return res
+
+    def _check_duration(self) -> None:
+        ep, limit = self.writer.current, self.p["max_episode_s"]
+        if ep is not None and limit > 0 and (self._now_ns() - ep.start_ns) / 1e9 >= limit:
+            self.stop_episode("max_episode_s", detail=f"saved: reached max_episode_s = {limit} s")
+
+    # --- diagnostics -----------------------------------------------------------------------
+    def _diagnostics(self) -> None:
+        stats = self.writer.stats()
+        depth, depth_bytes = self.writer.queue_depth()
+        ep = self.writer.current
+        dropped = sum(s.dropped for s in stats.values())
+        if self.writer.errors:
+            level, message = ERROR, f"disk errors: {self.writer.last_error}"
+        elif dropped or self.unrecordable:
+            level = WARN
+            message = f"{dropped} messages dropped" if dropped else "topics not recordable"
+        elif self.pending:
+            level, message = WARN, f"waiting for {len(self.pending)} topics"
+        else:
+            level, message = OK, "idle"
+        if ep is not None and level != ERROR:
+            message = f"recording episode {ep.index}" + ("" if level == OK else f"; {message}")
+        values: dict[str, Any] = {
+            "recording": ep is not None,
+            "episode": ep.index if ep is not None else "",
+            "task": ep.task if ep is not None else "",
+            "episode_s": f"{(self._now_ns() - ep.start_ns) / 1e9:.1f}" if ep is not None else "",
+            "episodes": len(self.writer.episodes),
+            "session_dir": str(self.writer.session_dir),
+            "queue_depth": depth,
+            "queue_mb": f"{depth_bytes / 2**20:.1f}",
+            "errors": self.writer.errors,
+            "waiting_for": ",".join(self.pending),
+        }
+        for topic, s in stats.items():
+            for key in ("received", "written", "dropped", "late", "idle"):
+                values[f"{topic}.{key}"] = getattr(s, key)
+        for topic, why in self.unrecordable.items():
+            values[f"{topic}.error"] = why
+        self.publish_diagnostics("recorder", level, message, values)
+
+    def shutdown(self) -> None:
+        """An episode still open is ended as discarded (kept on disk) and every bag closed."""
+        if self.writer.current is not None:
+            with contextlib.suppress(Exception):  # the context may be down already (SIGTERM)
+                self.stop_episode(
+                    "shutdown", discard=True, detail="recorder shut down mid-episode", keep=True
+                )
+        if not self.writer.close(timeout=60.0):
+            self.get_logger().error("bag writer did not finish within 60 s")
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(RecorderNode, args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
