@@ -10,13 +10,9 @@ The nodes come from lerobot_ros.core.graph.record_graph, the same description th
 lerobot_ros.runner uses in one process, so this file and the runner cannot drift apart.
 """
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
-from launch_ros.actions import Node
-
 from launch import LaunchDescription
 from lerobot_ros.core.graph import RecordGraphArgs, record_graph
-from lerobot_ros.core.paths import share_dir
+from lerobot_ros.launch_support import graph_launch_description
 
 ARGUMENTS = {
     "robot": ("so101", "Robot model: a name in the robot registry."),
@@ -30,38 +26,7 @@ ARGUMENTS = {
 }
 
 
-def _nodes(context, *_, **__):
-    values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    graph = record_graph(RecordGraphArgs.from_strings(values))
-    return [
-        Node(
-            package=spec.package,
-            executable=spec.executable,
-            name=spec.name,
-            namespace=spec.namespace,
-            parameters=[*spec.param_files, dict(spec.parameters)],
-            remappings=list(spec.remappings),
-            arguments=list(spec.arguments),
-            output="screen",
-            emulate_tty=True,
-        )
-        for spec in graph
-    ]
-
-
 def generate_launch_description() -> LaunchDescription:
-    profile = str(share_dir() / "config" / "fastdds_shm.xml")
-    return LaunchDescription(
-        [
-            *(
-                DeclareLaunchArgument(name, default_value=default, description=doc)
-                for name, (default, doc) in ARGUMENTS.items()
-            ),
-            # Large images through a 16 MiB shared-memory segment, unless the user set a profile.
-            SetEnvironmentVariable(
-                "FASTDDS_DEFAULT_PROFILES_FILE",
-                EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", default_value=profile),
-            ),
-            OpaqueFunction(function=_nodes),
-        ]
+    return graph_launch_description(
+        ARGUMENTS, lambda values: record_graph(RecordGraphArgs.from_strings(values))
     )

@@ -445,8 +445,10 @@ def launch_arguments() -> dict[str, tuple[str, str]]:
 def test_launch_file_builds_on_teleop_graph() -> None:
     tree = module_ast(LAUNCH_FILE)
     assert {"TeleopGraphArgs", "teleop_graph"} <= imported_names(tree, "lerobot_ros.core.graph")
-    calls = called_names(tree)
-    assert {"teleop_graph", "Node", "DeclareLaunchArgument", "OpaqueFunction"} <= calls
+    assert {"teleop_graph", "graph_launch_description"} <= called_names(tree)
+    # The shared launch plumbing turns every NodeSpec into a launch_ros Node.
+    support = module_ast(ROOT / "lerobot_ros" / "launch_support.py")
+    assert {"Node", "DeclareLaunchArgument", "OpaqueFunction"} <= called_names(support)
     assert any(
         isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description"
         for n in tree.body

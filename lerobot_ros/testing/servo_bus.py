@@ -14,6 +14,10 @@ packets as real servos would:
   SYNC_WRITE, BULK_READ, BULK_WRITE. Status packets carry an error number (access, data limit,
   instruction, CRC) and the alert bit when a hardware error is set.
 
+The control tables here are written independently of `lerobot_ros.core.motors.tables` on
+purpose: the emulator is the test oracle for the bus layer, and a shared table would make a
+wrong address or encoding wrong on both sides, where no test could see it.
+
 Only servos that exist, are `online`, and whose Baud_Rate register matches the speed the host set
 on the port answer; a packet to any other ID gets no answer, so the SDK times out (~34 ms) as on
 a real bus. Broadcast (0xFE) follows sync read/write semantics. Replies honour Return_Delay_Time
