@@ -2,7 +2,7 @@
 and watchdog node processes, at 100 Hz.
 
     python bench/teleop_latency.py                 # ~40 s: our graph + two bare baselines
-    python bench/teleop_latency.py --profile       # ~100 s: + executor variants (where time goes)
+    python bench/teleop_latency.py --profile       # ~115 s: + executor variants (where time goes)
     python bench/teleop_latency.py --nice -15      # less disturbed by other load (root)
 
 Processes (all in one fresh ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, the shipped
@@ -28,11 +28,11 @@ Baselines, measured in the same run and received by the same bench subscription:
   subscription callback is its publisher's `publish`, spun by a SingleThreadedExecutor.
 
 `--profile` adds rows that separate executor cost from DDS cost: bare relay x1 (the path if
-teleop were folded into the watchdog) on a SingleThreadedExecutor and an EventsExecutor; the bare x2
-chain on MultiThreadedExecutor(4) (what `run_node` uses) and on rclpy's EventsExecutor; our
-TeleopNode + WatchdogNode classes (default parameters) spun by a SingleThreadedExecutor and by
-the EventsExecutor instead of `run_node`'s MultiThreadedExecutor (`--role node`: no change to
-the node code).
+teleop were folded into the watchdog) on a SingleThreadedExecutor and on rclpy's EventsExecutor;
+the bare x2 chain on MultiThreadedExecutor(4) and on the EventsExecutor; our TeleopNode +
+WatchdogNode classes (default parameters) spun by MultiThreadedExecutor(4) (what `run_node` used
+before it went single-threaded) and by the EventsExecutor, instead of `run_node`'s
+SingleThreadedExecutor (`--role node`: no change to the node code).
 
 This is a measurement, not a test: it prints numbers and asserts nothing.
 """
@@ -177,7 +177,7 @@ def run_pub(args: argparse.Namespace) -> int:
 
 def run_node_role(args: argparse.Namespace) -> int:
     """Our TeleopNode / WatchdogNode classes with default parameters, spun by `--executor`
-    (run_node() always uses MultiThreadedExecutor(4))."""
+    (run_node() uses a SingleThreadedExecutor)."""
     import rclpy
 
     rclpy.init()
@@ -197,6 +197,7 @@ def run_node_role(args: argparse.Namespace) -> int:
 
 @dataclass
 class Phase:
+    key: str  # for --only
     label: str
     children: list[tuple[str, list[str]]]  # (name, argv after python)
     pub_topic: str | None  # where the bench publishes the sample; None: a child publishes
@@ -235,44 +236,46 @@ def build_phases(args: argparse.Namespace) -> list[Phase]:
         ("teleop", ["-m", "lerobot_ros.nodes.teleop"]),
         ("watchdog", ["-m", "lerobot_ros.nodes.watchdog"]),
     ]
-    rate = ["--rate", str(args.rate)]
+    pub = [_me(), "--role", "pub", "--name", "pub", "--out", pong, "--rate", str(args.rate)]
+
+    def relay1(executor: str) -> list[tuple[str, list[str]]]:
+        return [("relay1", relay_cmd("relay1", ping, pong, "sensor", executor))]
+
+    def nodes(executor: str) -> list[tuple[str, list[str]]]:
+        return [
+            ("teleop", node_cmd("teleop", executor)),
+            ("watchdog", node_cmd("watchdog", executor)),
+        ]
+
     phases = [
-        Phase("our graph: teleop -> watchdog (node processes)", graph, leader, out),
+        Phase("graph", "our graph: teleop -> watchdog (node processes)", graph, leader, out),
+        Phase("hop", "bare one hop: publisher process -> bench", [("pub", pub)], None, pong),
         Phase(
-            "bare one hop: publisher process -> bench",
-            [("pub", [_me(), "--role", "pub", "--name", "pub", "--out", pong, *rate])],
-            None,
-            pong,
+            "bare2", "bare relay x2 (same shape), SingleThreaded", relay_chain("single"), ping, pong
         ),
-        Phase("bare relay x2 (same shape), SingleThreaded", relay_chain("single"), ping, pong),
     ]
     if args.profile:
-        relay1 = [("relay1", relay_cmd("relay1", ping, pong, "sensor", "single"))]
-        relay1_ev = [("relay1", relay_cmd("relay1", ping, pong, "sensor", "events"))]
         phases += [
-            Phase("bare relay x1, SingleThreaded", relay1, ping, pong),
-            Phase("bare relay x1, EventsExecutor", relay1_ev, ping, pong),
-            Phase("bare relay x2, MultiThreadedExecutor(4)", relay_chain("multi"), ping, pong),
-            Phase("bare relay x2, EventsExecutor", relay_chain("events"), ping, pong),
+            Phase("bare1", "bare relay x1, SingleThreaded", relay1("single"), ping, pong),
+            Phase("bare1_events", "bare relay x1, EventsExecutor", relay1("events"), ping, pong),
             Phase(
-                "our nodes on SingleThreadedExecutor",
-                [
-                    ("teleop", node_cmd("teleop", "single")),
-                    ("watchdog", node_cmd("watchdog", "single")),
-                ],
-                leader,
-                out,
+                "bare2_multi",
+                "bare relay x2, MultiThreadedExecutor(4)",
+                relay_chain("multi"),
+                ping,
+                pong,
             ),
             Phase(
-                "our nodes on EventsExecutor",
-                [
-                    ("teleop", node_cmd("teleop", "events")),
-                    ("watchdog", node_cmd("watchdog", "events")),
-                ],
-                leader,
-                out,
+                "bare2_events", "bare relay x2, EventsExecutor", relay_chain("events"), ping, pong
             ),
+            Phase(
+                "nodes_multi", "our nodes on MultiThreadedExecutor(4)", nodes("multi"), leader, out
+            ),
+            Phase("nodes_events", "our nodes on EventsExecutor", nodes("events"), leader, out),
         ]
+    if args.only:
+        keys = set(args.only.split(","))
+        phases = [ph for ph in phases if ph.key in keys]
     return phases
 
 
@@ -488,6 +491,15 @@ def run_phase(
     }
 
 
+def scheduling() -> str:
+    """This process's policy and niceness (children inherit both; `chrt` from outside too)."""
+    policy = os.sched_getscheduler(0)
+    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR"}
+    prio = os.sched_getparam(0).sched_priority
+    name = names.get(policy, str(policy)) + (f" {prio}" if prio else "")
+    return f"{name}, nice {os.getpriority(os.PRIO_PROCESS, 0)}"
+
+
 def report(phases: list[Phase], args: argparse.Namespace, load: tuple[float, ...]) -> None:
     print()
     print(
@@ -495,7 +507,7 @@ def report(phases: list[Phase], args: argparse.Namespace, load: tuple[float, ...
         f"{args.seconds:.0f} s per row after {args.warmup:.0f} s warm-up"
     )
     print(f"FASTDDS_DEFAULT_PROFILES_FILE={args.profile_file}")
-    print(f"scheduling: SCHED_OTHER, nice {args.nice}")
+    print(f"scheduling: {scheduling()}")
     print(
         f"cpus={os.cpu_count()} load average before/after: {load[0]:.2f} / {os.getloadavg()[0]:.2f}"
     )
@@ -513,9 +525,11 @@ def report(phases: list[Phase], args: argparse.Namespace, load: tuple[float, ...
             f"{r['p99']:8.3f}{r['max']:8.3f}      | {r['machine_busy']:3.0f} %, "
             + " ".join(f"{n} {c:.0f}" for n, c in r["child_cpu"].items())
         )
-    ours, hop, bare2 = (p.result for p in phases[:3])
+    by_key = {ph.key: ph.result for ph in phases}
+    ours = by_key.get("graph", {"error": "not run"})
     print()
-    for name, ref in (("one bare hop", hop), ("bare relay x2 (same shape)", bare2)):
+    for key, name in (("hop", "one bare hop"), ("bare2", "bare relay x2 (same shape)")):
+        ref = by_key.get(key, {"error": "not run"})
         if "error" not in ours and "error" not in ref:
             print(
                 f"ratio our 2-hop graph / {name}: p50 {ours['p50'] / ref['p50']:.2f}x, "
@@ -548,7 +562,7 @@ def run_bench(args: argparse.Namespace) -> int:
     load = os.getloadavg()
     if args.nice:
         # Before any thread exists: DDS threads, the executor thread and children inherit it.
-        # Not SCHED_FIFO: rclpy's MultiThreadedExecutor (run_node) busy-polls, and two FIFO
+        # Not SCHED_FIFO: rclpy's MultiThreadedExecutor (--profile rows) busy-polls, and two FIFO
         # processes polling on two cores starve everything else on the machine.
         try:
             os.setpriority(os.PRIO_PROCESS, 0, args.nice)
@@ -585,6 +599,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--startup-timeout", type=float, default=20.0)
     ap.add_argument("--profile", action="store_true", help="add the executor variants")
     ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated row keys: graph,hop,bare2 (+ with --profile: bare1,bare1_events,"
+        "bare2_multi,bare2_events,nodes_multi,nodes_events)",
+    )
+    ap.add_argument(
         "--nice",
         type=int,
         default=0,
@@ -596,14 +616,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="Fast DDS XML (default: config/fastdds_shm.xml); 'none' = Fast DDS defaults",
     )
-    # child roles (internal)
-    ap.add_argument("--role", choices=("bench", "relay", "pub", "node"), default="bench")
-    ap.add_argument("--name", default="relay")
-    ap.add_argument("--in", dest="in_topic", default="/bench/ping")
-    ap.add_argument("--out", dest="out_topic", default="/bench/pong")
-    ap.add_argument("--in-qos", choices=("sensor", "cmd"), default="sensor")
-    ap.add_argument("--executor", choices=EXECUTORS, default="single")
-    ap.add_argument("--node", choices=("teleop", "watchdog"), default="teleop")
+    # child roles (internal, hidden from --help)
+    hide = argparse.SUPPRESS
+    ap.add_argument("--role", choices=("bench", "relay", "pub", "node"), default="bench", help=hide)
+    ap.add_argument("--name", default="relay", help=hide)
+    ap.add_argument("--in", dest="in_topic", default="/bench/ping", help=hide)
+    ap.add_argument("--out", dest="out_topic", default="/bench/pong", help=hide)
+    ap.add_argument("--in-qos", choices=("sensor", "cmd"), default="sensor", help=hide)
+    ap.add_argument("--executor", choices=EXECUTORS, default="single", help=hide)
+    ap.add_argument("--node", choices=("teleop", "watchdog"), default="teleop", help=hide)
     args = ap.parse_args(argv)
     if args.profile_file is None:
         args.profile_file = default_profile_file()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -97,6 +98,31 @@ class LeRobotNode(Node):
         """Called once before the node is destroyed (and on SIGINT/SIGTERM): make it safe."""
 
 
+def spin(node: Node) -> None:
+    """Spin one node until shutdown, with the executor LEROBOT_ROS_EXECUTOR names.
+
+    "single" (default): SingleThreadedExecutor. rclpy 9.1's MultiThreadedExecutor spins holding
+    the GIL (ros2/rclpy#1452): a 100 Hz loop fell to 3 Hz here, so it is not offered.
+    "events": rclpy's experimental EventsExecutor, about 3x less CPU per callback (teleop
+    latency p50 4.4 -> 1.8 ms in bench/teleop_latency.py); its spin() does not deliver with
+    these wheels, so it is driven with spin_once.
+    """
+    kind = os.environ.get("LEROBOT_ROS_EXECUTOR", "single")
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+
+        executor = EventsExecutor(context=node.context)
+        executor.add_node(node)
+        while node.context.ok():
+            executor.spin_once(timeout_sec=0.1)
+        return
+    if kind != "single":
+        raise ParameterError("LEROBOT_ROS_EXECUTOR", kind, "must be single or events")
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    executor.spin()
+
+
 def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = None) -> int:
     """Entry point for console scripts: init, spin, and always
     call `node.shutdown()` (torque off / hold) before exiting, whatever ended the spin."""
@@ -116,11 +142,7 @@ def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = N
     # and the `finally` below runs node.shutdown().
     try:
         node = factory()
-        # Single-threaded: rclpy's MultiThreadedExecutor costs far more per callback than our
-        # callbacks do (measured: a 100 Hz loop fell to 3 Hz); I/O sits in timers regardless.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
+        spin(node)
     except ParameterError as exc:
         print(f"[lerobot_ros] {exc}", file=sys.stderr)
         return 2
