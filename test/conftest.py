@@ -10,7 +10,9 @@ import pytest
 
 from lerobot_ros.testing.ros import isolate_this_process, pick_domain_id
 
-# Before anything imports rclpy: loopback only, our own domain, the shipped Fast DDS profile.
+# Before anything imports rclpy: loopback only, our own domain, the shipped Fast DDS profile
+# (isolate_this_process sets all three; the first is spelled out here to be plain to see).
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 SESSION_DOMAIN = isolate_this_process()
 
 ROS_AVAILABLE = all(importlib.util.find_spec(m) is not None for m in ("rclpy", "lerobot_msgs"))
