@@ -4,7 +4,6 @@ tests and benchmarks over real DDS."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -90,7 +89,3 @@ class GraphHarness:
     def wait(predicate: Any, timeout: float, what: str = "condition") -> None:
         if not wait_until(predicate, timeout):
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-    @staticmethod
-    def sleep(seconds: float) -> None:
-        time.sleep(seconds)

@@ -98,9 +98,6 @@ class Inbox:
         with self._lock:
             return self._items[-1][1] if self._items else None
 
-    def since(self, t: float) -> list[tuple[float, Any]]:
-        return [(rt, m) for rt, m in self.items() if rt >= t]
-
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
