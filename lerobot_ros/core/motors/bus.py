@@ -467,31 +467,50 @@ class MotorBus:
             self._recover(motor, None)
         return None
 
-    def _read_raw(self, motor: Motor, register: str, num_retry: int | None = None) -> int:
-        info = self._infos[motor.name]
-        addr, size = info.address(register)
+    def _transact(
+        self,
+        motor: Motor,
+        register: str,
+        num_retry: int | None,
+        attempt: Callable[[Any, Any], tuple[int, int, Any]],
+    ) -> Any:
+        """One register transaction with retries: `attempt(packet_handler, port_handler)`
+        returns (comm result, servo error, value); a good reply's value is returned."""
         packet_handler, port_handler = self._handles(motor, register)
         tries = (self.num_retry if num_retry is None else num_retry) + 1
         self.stats.transactions += 1
         comm = self._ok
-        for attempt in range(tries):
-            if attempt:
+        for i in range(tries):
+            if i:
                 self.stats.retries += 1
             try:
                 if self._clear_input:
                     port_handler.ser.reset_input_buffer()
-                data, comm, error = packet_handler.readTxRx(port_handler, motor.id, addr, size)
+                comm, error, value = attempt(packet_handler, port_handler)
             except _OS_ERRORS as e:
                 raise self._lost(e, motor, register) from e
             if comm == self._ok:
-                if len(data) < size:
-                    comm = _SHORT
-                elif self._status_ok(error, motor, register):
-                    return tables.from_bytes(data, size, info.big_endian)
-                else:
-                    comm = _SERVO_CRC
+                if self._status_ok(error, motor, register):
+                    return value
+                comm = _SERVO_CRC
             self._recover(motor, register)
         raise self._error(f"{self._comm_text(comm)} after {tries} tries", motor, register)
+
+    def _read_raw(self, motor: Motor, register: str, num_retry: int | None = None) -> int:
+        info = self._infos[motor.name]
+        addr, size = info.address(register)
+
+        def attempt(packet_handler: Any, port_handler: Any) -> tuple[int, int, int]:
+            data, comm, error = packet_handler.readTxRx(port_handler, motor.id, addr, size)
+            if comm == self._ok and len(data) < size:
+                return _SHORT, error, 0
+            return (
+                comm,
+                error,
+                tables.from_bytes(data, size, info.big_endian) if comm == self._ok else 0,
+            )
+
+        return self._transact(motor, register, num_retry, attempt)
 
     def _write_raw(
         self, motor: Motor, register: str, raw: int, num_retry: int | None = None
@@ -499,25 +518,12 @@ class MotorBus:
         info = self._infos[motor.name]
         addr, size = info.address(register)
         data = tables.to_bytes(raw, size, info.big_endian)
-        packet_handler, port_handler = self._handles(motor, register)
-        tries = (self.num_retry if num_retry is None else num_retry) + 1
-        self.stats.transactions += 1
-        comm = self._ok
-        for attempt in range(tries):
-            if attempt:
-                self.stats.retries += 1
-            try:
-                if self._clear_input:
-                    port_handler.ser.reset_input_buffer()
-                comm, error = packet_handler.writeTxRx(port_handler, motor.id, addr, size, data)
-            except _OS_ERRORS as e:
-                raise self._lost(e, motor, register) from e
-            if comm == self._ok:
-                if self._status_ok(error, motor, register):
-                    return
-                comm = _SERVO_CRC
-            self._recover(motor, register)
-        raise self._error(f"{self._comm_text(comm)} after {tries} tries", motor, register)
+
+        def attempt(packet_handler: Any, port_handler: Any) -> tuple[int, int, None]:
+            comm, error = packet_handler.writeTxRx(port_handler, motor.id, addr, size, data)
+            return comm, error, None
+
+        self._transact(motor, register, num_retry, attempt)
 
     # ------------------------------------------------------------------------ public API
     def ping(self, motor_id: int) -> int | None:

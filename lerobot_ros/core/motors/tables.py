@@ -27,8 +27,8 @@ FEETECH = "feetech"
 DYNAMIXEL = "dynamixel"
 
 # ----------------------------------------------------------------------------------- Feetech
-_STS_SMS_TABLE: dict[str, tuple[int, int]] = {
-    # EPROM
+# EPROM registers 0..27 are laid out the same on STS/SMS and SCS servos.
+_FEETECH_EPROM: dict[str, tuple[int, int]] = {
     "Firmware_Major_Version": (0, 1),
     "Firmware_Minor_Version": (1, 1),
     "Model_Number": (3, 2),
@@ -51,6 +51,11 @@ _STS_SMS_TABLE: dict[str, tuple[int, int]] = {
     "Minimum_Startup_Force": (24, 2),
     "CW_Dead_Zone": (26, 1),
     "CCW_Dead_Zone": (27, 1),
+}
+
+_STS_SMS_TABLE: dict[str, tuple[int, int]] = {
+    # EPROM
+    **_FEETECH_EPROM,
     "Protection_Current": (28, 2),
     "Angular_Resolution": (30, 1),
     "Homing_Offset": (31, 2),
@@ -91,28 +96,7 @@ _STS_SMS_TABLE: dict[str, tuple[int, int]] = {
 
 _SCS_TABLE: dict[str, tuple[int, int]] = {
     # EPROM
-    "Firmware_Major_Version": (0, 1),
-    "Firmware_Minor_Version": (1, 1),
-    "Model_Number": (3, 2),
-    "ID": (5, 1),
-    "Baud_Rate": (6, 1),
-    "Return_Delay_Time": (7, 1),
-    "Response_Status_Level": (8, 1),
-    "Min_Position_Limit": (9, 2),
-    "Max_Position_Limit": (11, 2),
-    "Max_Temperature_Limit": (13, 1),
-    "Max_Voltage_Limit": (14, 1),
-    "Min_Voltage_Limit": (15, 1),
-    "Max_Torque_Limit": (16, 2),
-    "Phase": (18, 1),
-    "Unloading_Condition": (19, 1),
-    "LED_Alarm_Condition": (20, 1),
-    "P_Coefficient": (21, 1),
-    "D_Coefficient": (22, 1),
-    "I_Coefficient": (23, 1),
-    "Minimum_Startup_Force": (24, 2),
-    "CW_Dead_Zone": (26, 1),
-    "CCW_Dead_Zone": (27, 1),
+    **_FEETECH_EPROM,
     "Protective_Torque": (37, 1),
     "Protection_Time": (38, 1),
     # SRAM
