@@ -45,22 +45,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python bench/image_transport.py` from a plain checkout
     sys.path.insert(0, str(REPO))
 
+from lerobot_ros.testing.ros import scheduling, shipped_profile  # noqa: E402
+
 TOPIC = "/bench/image"
 GOAL_MEDIAN_MS = 4.0
 CONFIGS = ("default", "profile")
 # glibc keeps freed ~1 MB buffers instead of unmapping them: no page faults per frame.
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864"
 QOS_MODES = ("reliable", "best_effort")
-
-
-def default_profile_file() -> str:
-    """The shipped profile: the checkout's config/ first, else the installed share/ copy."""
-    local = REPO / "config" / "fastdds_shm.xml"
-    if local.is_file():
-        return str(local)
-    from lerobot_ros.core.paths import share_dir
-
-    return str(share_dir() / "config" / "fastdds_shm.xml")
 
 
 def image_qos(mode: str) -> Any:
@@ -264,15 +256,6 @@ def busy_counters() -> tuple[float, float]:
     return sum(v) - v[3] - v[4], sum(v)
 
 
-def scheduling() -> str:
-    """This process's policy and niceness (children inherit both; `chrt` from outside too)."""
-    policy = os.sched_getscheduler(0)
-    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR"}
-    prio = os.sched_getparam(0).sched_priority
-    name = names.get(policy, str(policy)) + (f" {prio}" if prio else "")
-    return f"{name}, nice {os.getpriority(os.PRIO_PROCESS, 0)}"
-
-
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print()
     print(
@@ -379,7 +362,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--qos", choices=QOS_MODES, default="reliable", help=hide)
     args = ap.parse_args(argv)
     if args.profile_file is None:
-        args.profile_file = default_profile_file()
+        args.profile_file = shipped_profile()
     return args
 
 

@@ -58,24 +58,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python bench/teleop_latency.py` from a plain checkout
     sys.path.insert(0, str(REPO))
 
+from lerobot_ros.testing.ros import scheduling, shipped_profile  # noqa: E402
+
 GOAL_P99_MS = 2.0
 EXECUTORS = ("single", "multi", "events")
 
 
 # --- helpers shared by all roles ---------------------------------------------------------------
-
-
-def default_profile_file() -> str:
-    """The shipped profile: the checkout's config/ first, else the installed share/ copy."""
-    env = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
-    if env:
-        return env
-    local = REPO / "config" / "fastdds_shm.xml"
-    if local.is_file():
-        return str(local)
-    from lerobot_ros.core.paths import share_dir
-
-    return str(share_dir() / "config" / "fastdds_shm.xml")
 
 
 def make_executor(kind: str) -> Any:
@@ -491,15 +480,6 @@ def run_phase(
     }
 
 
-def scheduling() -> str:
-    """This process's policy and niceness (children inherit both; `chrt` from outside too)."""
-    policy = os.sched_getscheduler(0)
-    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR"}
-    prio = os.sched_getparam(0).sched_priority
-    name = names.get(policy, str(policy)) + (f" {prio}" if prio else "")
-    return f"{name}, nice {os.getpriority(os.PRIO_PROCESS, 0)}"
-
-
 def report(phases: list[Phase], args: argparse.Namespace, load: tuple[float, ...]) -> None:
     print()
     print(
@@ -627,7 +607,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--node", choices=("teleop", "watchdog"), default="teleop", help=hide)
     args = ap.parse_args(argv)
     if args.profile_file is None:
-        args.profile_file = default_profile_file()
+        args.profile_file = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or shipped_profile()
     return args
 
 

@@ -19,13 +19,27 @@ from typing import Any
 from lerobot_ros.core.paths import share_dir
 
 
+def shipped_profile() -> str:
+    """The Fast DDS profile this package ships (config/fastdds_shm.xml)."""
+    return str(share_dir() / "config" / "fastdds_shm.xml")
+
+
+def scheduling() -> str:
+    """This process's scheduling policy and niceness (children inherit both), for bench logs."""
+    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR"}
+    policy = os.sched_getscheduler(0)
+    prio = os.sched_getparam(0).sched_priority
+    name = names.get(policy, str(policy)) + (f" {prio}" if prio else "")
+    return f"{name}, nice {os.getpriority(os.PRIO_PROCESS, 0)}"
+
+
 def isolated_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for a ROS process of an isolated graph (also applied to os.environ)."""
     env = dict(os.environ if base is None else base)
     env["ROS_DOMAIN_ID"] = str(domain_id)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(share_dir() / "config" / "fastdds_shm.xml"))
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", shipped_profile())
     env.setdefault("MUJOCO_GL", "egl")
     env.setdefault("PYOPENGL_PLATFORM", env["MUJOCO_GL"])
     env["PYTHONUNBUFFERED"] = "1"
