@@ -368,7 +368,6 @@ def test_leader_moves_to_a_pose_then_releases(tmp_path: Path, domain_id: int) ->
             target = np.array([0.4, -0.3, 0.5, 0.2, -0.6, 0.3])
             req = MoveToPose.Request(max_velocity=2.0, timeout=10.0, release=True)
             req.target = JointState(name=JOINTS, position=target.tolist())
-            steps: list[float] = []
             res = h.call(MoveToPose, "/leader/move_to_pose", req, timeout=15)
             assert res.success, res.message
             assert res.final_error < 0.02
