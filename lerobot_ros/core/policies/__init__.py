@@ -1,0 +1,1 @@
+"""Policies, ROS-free: the chunk-policy interface, normalization, checkpoints, ACT."""
