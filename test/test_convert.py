@@ -488,8 +488,11 @@ def test_cli(tmp_path, monkeypatch, capsys):
     argv = [str(truth.path), "--output", str(tmp_path / "ds"), "--repo-id", "me/ds"]
     assert cli.main([*argv, "--push-to-hub", "--max-gap", "0.3"]) == 0
     assert pushed == {"root": tmp_path / "ds", "repo_id": "me/ds", "private": False}
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "1 of 1 episodes converted, 31 frames" in out and "max sync error" in out
+    assert "converting: " in captured.err and "1episode" in captured.err.replace(" ", "")
+    assert "frames=31" in captured.err  # the progress bar counts the written frames
     # existing output refused; no episode converted -> exit code 1 and nothing left behind
     assert cli.main(argv) == 2
     discarded = write_bag(tmp_path / "d", [Spec(0.3, 1.0, "x", discard=True)])

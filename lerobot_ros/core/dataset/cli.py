@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest time (s) a stream may go without a sample inside an episode",
     )
     p.add_argument("--robot", default="so101", help="dataset profile (so101, so100)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--push-to-hub", action="store_true")
     p.add_argument("--private", action="store_true", help="with --push-to-hub")
     return p
@@ -96,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_gap_s=args.max_gap,
             profile=profile,
             log=lambda m: print(m, flush=True),
+            progress=not args.no_progress,
         )
     except (BagError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

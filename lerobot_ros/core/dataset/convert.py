@@ -126,10 +126,12 @@ def convert_bags(
     profile: DatasetProfile | None = None,
     event_topic: str | None = "/recorder/events",
     log: Callable[[str], None] = print,
+    progress: bool = False,
     **writer_options: Any,
 ) -> ConversionReport:
     """Convert bags into a LeRobotDataset v3.0 at `output`. When no episode converts, nothing
-    is left at `output` and the report's `converted` is empty."""
+    is left at `output` and the report's `converted` is empty. `progress` shows a bar (episodes
+    read, frames written) on stderr; log lines are printed above it."""
     if action not in ACTION_SOURCES:
         raise ValueError(f"action must be one of {ACTION_SOURCES}, got {action!r}")
     profile = profile or so101_profile()
@@ -138,6 +140,12 @@ def convert_bags(
     writer: LeRobotDatasetWriter | None = None
     cameras: dict[str, str] | None = None
     names = profile.feature_names
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="converting", unit="episode", dynamic_ncols=True)
+        log = _above_bar(bar, log)
     for ep in read_episodes(bags, event_topic=event_topic, log=log):
         if ep.status != "complete":
             rep = EpisodeReport(ep.name, ep.task, ep.status, ep.message)
@@ -184,7 +192,23 @@ def convert_bags(
                 rep = EpisodeReport(ep.name, ep.task, "failed", str(e))
         report.episodes.append(rep)
         log(f"episode {len(report.episodes)}: {rep}")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(frames=sum(e.frames for e in report.converted))
         del ep
+    if bar is not None:
+        bar.close()
     if writer is not None:
         writer.finalize()
     return report
+
+
+def _above_bar(bar: Any, log: Callable[[str], None]) -> Callable[[str], None]:
+    """Print log lines above the progress bar instead of through it."""
+
+    def write(message: str) -> None:
+        bar.clear()
+        log(message)
+        bar.refresh()
+
+    return write
