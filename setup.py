@@ -35,6 +35,8 @@ setup(
             "lerobot_ros_convert = lerobot_ros.core.dataset.cli:main",
             "teleop = lerobot_ros.nodes.teleop:main",
             "watchdog = lerobot_ros.nodes.watchdog:main",
+            "chunk_player = lerobot_ros.nodes.chunk_player:main",
+            "train = lerobot_ros.core.training.cli:main",
             "recorder = lerobot_ros.nodes.recorder:main",
             "sim_demo = lerobot_ros.demo:main",
         ],

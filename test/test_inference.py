@@ -222,3 +222,15 @@ def test_sync_stalls_the_control_loop() -> None:
     gaps = np.diff([t.now for t in ticks])
     assert (gaps > 2.5 * DT).sum() >= len(stalled) - 1
     assert math.isclose(engine.latency.mean, 3 * DT, abs_tol=DT / 2)
+
+
+def test_clear_forgets_the_plan_but_keeps_counting() -> None:
+    player = ChunkPlayer()
+    player.submit(Chunk(np.ones((10, 2)), 0.0, 0.1, chunk_id=5), 0.0)
+    assert player.action_at(0.25) is not None
+    player.clear()
+    assert player.action_at(0.3) is None and player.remaining(0.3) == 0
+    assert player.stats.submitted == 1 and player.stats.starved_ticks == 1
+    # A chunk with a lower id than the forgotten one is accepted again after clear().
+    assert player.submit(Chunk(np.zeros((10, 2)), 0.3, 0.1, chunk_id=1), 0.3) == 0
+    assert player.action_at(0.35).tolist() == [0.0, 0.0]

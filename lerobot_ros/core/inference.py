@@ -123,6 +123,11 @@ class ChunkPlayer:
         self._source = chunk
         return dropped
 
+    def clear(self) -> None:
+        """Forget the chunks in hand (the counters stay): playback resumes with the next
+        submitted chunk, e.g. a policy resumed after a human correction."""
+        self._plan = self._source = self._prev = None
+
     def action_at(self, t: float) -> np.ndarray | None:
         """The action for control time t (a copy), or None (counted) when there is none."""
         plan = self._prev if self._prev is not None and t < self._plan.t0 else self._plan
@@ -179,6 +184,13 @@ class LatencyStats:
     @property
     def estimate(self) -> float:
         return max(self.recent, default=0.0)
+
+
+def rtc_trigger(latency: float, period: float, margin: int, horizon: int) -> int:
+    """Rows left at which real-time chunking starts the next inference: the rows that play
+    during `latency` (s) plus `margin` rows for jitter, capped at the horizon. Shared by
+    RtcEngine and the policy runner so that both schedule by the same rule."""
+    return min(horizon, math.ceil(latency / period - _EPS) + margin)
 
 
 class _Engine:
@@ -288,7 +300,7 @@ class RtcEngine(_Engine):
         if self.fixed_trigger is not None:
             return self.fixed_trigger
         latency = self.latency.estimate if self.latency.count else self.latency_guess
-        return min(self.horizon, math.ceil(latency / self.period - _EPS) + self.margin)
+        return rtc_trigger(latency, self.period, self.margin, self.horizon)
 
     @property
     def inferring(self) -> bool:
