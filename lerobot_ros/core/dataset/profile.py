@@ -64,6 +64,19 @@ class DatasetProfile:
                 out[..., i] = out[..., i] * (180.0 / math.pi)
         return out.astype(np.float32)
 
+    def from_lerobot(self, values: np.ndarray) -> np.ndarray:
+        """Inverse of `to_lerobot`: (..., n_joints) LeRobot units in profile order -> ROS
+        positions (rad), float64. Policy actions go back to the wire through this, so a round
+        trip to_lerobot -> from_lerobot is exact up to float32 rounding."""
+        out = np.array(values, dtype=np.float64, copy=True)
+        for i, j in enumerate(self.joint_names):
+            if j in self.range_joints:
+                lo, hi = self.range_joints[j]
+                out[..., i] = lo + out[..., i] / 100.0 * (hi - lo)
+            elif j in self.degree_joints:
+                out[..., i] = out[..., i] * (math.pi / 180.0)
+        return out
+
     def camera_name(self, topic: str) -> str | None:
         """`/cameras/front/image_raw` -> `front`; None for other topics."""
         if topic.startswith(self.camera_prefix) and topic.endswith(self.camera_suffix):
