@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,9 @@ ROS_AVAILABLE = all(importlib.util.find_spec(m) is not None for m in ("rclpy", "
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Without rclpy/lerobot_msgs, ROS tests skip; under scripts/test.sh they must not."""
+    for item in items:  # sim_dataset records through ROS: its users are ROS tests
+        if "sim_dataset" in getattr(item, "fixturenames", ()) and "ros" not in item.keywords:
+            item.add_marker(pytest.mark.ros)
     if ROS_AVAILABLE:
         return
     if os.environ.get("LEROBOT_ROS_REQUIRE_ROS") == "1":
@@ -34,3 +38,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def domain_id() -> int:
     """A fresh ROS_DOMAIN_ID per test (also exported for subprocesses)."""
     return isolate_this_process(pick_domain_id())
+
+
+@pytest.fixture(scope="session")
+def sim_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LeRobotDataset recorded once per session from the simulated teleop graph through ROS
+    (3 episodes x 3 s, 30 fps, one 128x96 camera; ~15 s), in a ROS domain of its own."""
+    if not ROS_AVAILABLE:
+        pytest.skip("rclpy / lerobot_msgs not available (source env.sh)")
+    from lerobot_ros.testing.datasets import record_sim_dataset
+
+    return record_sim_dataset(tmp_path_factory.mktemp("sim_dataset"), pick_domain_id())

@@ -431,3 +431,27 @@ def test_resolve_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "huggingface_hub", fake)
     assert resolve_dataset("someone/some_dataset", revision="v1") == tmp_path
     assert calls == [{"repo_id": "someone/some_dataset", "repo_type": "dataset", "revision": "v1"}]
+
+
+# --------------------------------------------------------------------------------------------
+# The converter-made dataset of the simulated teleop graph
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.ros
+def test_sim_dataset_yields_samples_of_the_right_shapes(sim_dataset: Path) -> None:
+    meta = DatasetMeta.load(sim_dataset)
+    assert meta.video_keys == [CAM] and meta.shape(CAM) == (96, 128, 3)
+    assert len(meta.episodes) == 3 and len(meta.tasks) >= 2
+    stats = dict(meta.stats)
+    modes = {"observation.state": "MEAN_STD", "action": "MEAN_STD", CAM: "MEAN_STD"}
+    ds = ChunkDataset(meta, horizon=20, normalizer=Normalizer(stats, modes))
+    assert len(ds) == meta.total_frames >= 3 * 2 * FPS
+    batch = next(iter(make_dataloader(ds, 4, shuffle=True, seed=0)))
+    assert batch["observation.state"].shape == (4, 6)
+    assert batch["action"].shape == (4, 20, 6) and batch["action_is_pad"].shape == (4, 20)
+    assert batch[CAM].shape == (4, 3, 96, 128) and batch[CAM].dtype == torch.float32
+    assert all(torch.isfinite(batch[k]).all() for k in ("observation.state", "action", CAM))
+    last = ds[meta.episodes[0].to_index - 1]  # the last frame of episode 0: all but one padded
+    assert last["action_is_pad"].tolist() == [False] + [True] * 19
+    assert ds.video.whole_episode[CAM]
