@@ -36,6 +36,7 @@ setup(
             "teleop = lerobot_ros.nodes.teleop:main",
             "watchdog = lerobot_ros.nodes.watchdog:main",
             "chunk_player = lerobot_ros.nodes.chunk_player:main",
+            "policy_runner = lerobot_ros.nodes.policy_runner:main",
             "train = lerobot_ros.core.training.cli:main",
             "recorder = lerobot_ros.nodes.recorder:main",
             "sim_demo = lerobot_ros.demo:main",

@@ -325,3 +325,26 @@ def test_runner_reports_policy_errors_and_keeps_going() -> None:
         assert out == [] and len(errors) == 1 and not runner.in_flight
     finally:
         runner.close()
+
+
+# --- the graph ---------------------------------------------------------------------------------
+
+
+def test_policy_graph_feeds_the_watchdog_through_the_chunk_player() -> None:
+    from lerobot_ros.core.graph import PolicyGraphArgs, policy_graph
+
+    args = PolicyGraphArgs.from_strings({"policy": "/ckpt", "mode": "rate", "cameras": "front,top"})
+    assert args.policy == "/ckpt" and args.mode == "rate" and args.task == ""
+    specs = {s.fqn: s for s in policy_graph(args)}
+    assert "/leader" not in specs and "/teleop" not in specs
+    assert {"/follower", "/watchdog", "/cameras/front", "/cameras/top"} <= set(specs)
+    assert specs["/watchdog"].parameters["active_source"] == "chunk_player"
+    runner = specs["/policy_runner"]
+    assert runner.in_process == "lerobot_ros.nodes.policy_runner:PolicyRunnerNode"
+    assert runner.parameters == {
+        "robot": "so101",
+        "cameras": ["front", "top"],
+        "policy": "/ckpt",
+        "mode": "rate",
+    }
+    assert specs["/chunk_player"].in_process == "lerobot_ros.nodes.chunk_player:ChunkPlayerNode"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from lerobot_ros.core.params import ParameterError
@@ -251,4 +251,59 @@ def record_graph(args: RecordGraphArgs) -> list[NodeSpec]:
             in_process="lerobot_ros.nodes.recorder:RecorderNode",
         )
     )
+    return specs
+
+
+# --- policy rollout: follower, cameras, watchdog + policy runner and chunk player --------------
+
+
+@dataclass(frozen=True)
+class PolicyGraphArgs(TeleopGraphArgs):
+    """The teleop graph's arguments, plus the policy runner's main ones (empty = params file)."""
+
+    policy: str = ""  # checkpoint directory or Hub repo id
+    mode: str = ""  # sync | rtc | rate
+    device: str = ""
+    task: str = ""
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str]) -> PolicyGraphArgs:
+        own = ("policy", "mode", "device", "task")
+        base = TeleopGraphArgs.from_strings({k: v for k, v in values.items() if k not in own})
+        return cls(
+            **{f.name: getattr(base, f.name) for f in fields(TeleopGraphArgs)},
+            **{k: values.get(k, "") for k in own},
+        )
+
+
+def policy_graph(args: PolicyGraphArgs) -> list[NodeSpec]:
+    """A policy drives the follower: cameras and follower state -> /policy_runner ->
+    /policy/action_chunk -> /chunk_player -> watchdog (source chunk_player) -> follower.
+    The leader and teleop are left out; a takeover (DAgger) graph adds them back."""
+    specs = [s for s in teleop_graph(args) if s.name not in ("leader", "teleop")]
+    files = specs[0].param_files
+    specs = [
+        replace(s, parameters={**s.parameters, "active_source": "chunk_player"})
+        if s.name == "watchdog"
+        else s
+        for s in specs
+    ]
+    runner: dict[str, Any] = {"robot": args.robot, "cameras": list(args.cameras)}
+    runner.update({k: getattr(args, k) for k in ("policy", "mode", "device", "task")})
+    runner = {k: v for k, v in runner.items() if v != ""}
+    specs += [
+        NodeSpec(
+            "policy_runner",
+            "policy_runner",
+            param_files=files,
+            parameters=runner,
+            in_process="lerobot_ros.nodes.policy_runner:PolicyRunnerNode",
+        ),
+        NodeSpec(
+            "chunk_player",
+            "chunk_player",
+            param_files=files,
+            in_process="lerobot_ros.nodes.chunk_player:ChunkPlayerNode",
+        ),
+    ]
     return specs
