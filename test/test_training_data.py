@@ -163,6 +163,29 @@ def test_state_and_action_match_the_parquet(video_ds: Path) -> None:
             assert int(item[key]) == table[key][i], key
 
 
+def test_plain_list_columns_load_like_fixed_size_lists(tmp_path: Path, plain_ds: Path) -> None:
+    """A data file rewritten with plain pyarrow (list<float>, no huggingface metadata, index as
+    a 1-element list) reads the same, as upstream's loader does."""
+    import shutil
+
+    root = tmp_path / "ds"
+    shutil.copytree(plain_ds, root)
+    path = next((root / "data").glob("*/*.parquet"))
+    table = pq.read_table(path)
+    cols = {}
+    for name in table.column_names:
+        values = table.column(name).to_pylist()
+        if name == "index":
+            values = [[v] for v in values]
+        cols[name] = pa.array(values)
+    pq.write_table(pa.table(cols), path)
+    assert pa.types.is_list(pq.read_schema(path).field("action").type)
+    a, b = ChunkDataset(plain_ds, horizon=3), ChunkDataset(root, horizon=3)
+    for i in (0, 6, 24):
+        for key in ("observation.state", "action", "index", "frame_index"):
+            assert torch.equal(a[i][key], b[i][key]), key
+
+
 def test_normalization_matches_stats_json(video_ds: Path) -> None:
     stats = json.loads((video_ds / "meta/stats.json").read_text())
     modes = {"observation.state": "MEAN_STD", "action": "MIN_MAX", CAM: "MEAN_STD"}

@@ -45,6 +45,8 @@ ACTION = "action"
 PTS_TOLERANCE_S = 1e-4
 # Open containers kept per process (datasets with one file per episode have many files).
 MAX_OPEN_CONTAINERS = 16
+# Containers a forked process inherited; never closed there (see VideoFrameCache._forked).
+_INHERITED_CONTAINERS: list[Any] = []
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -116,7 +118,7 @@ def _column_numpy(table: pa.Table, name: str, shape: Sequence[int], where: Path)
                 f"{where}: column {name!r} has {values.size} values for {n} rows, "
                 f"expected shape {list(shape)} per row (info.json)"
             )
-        return values.reshape(n, *shape)
+        return values.reshape(n, *shape) if list(shape) != [1] else values.reshape(n)
     if list(shape) != [1]:
         raise DatasetError(f"{where}: column {name!r} is scalar, info.json says shape {shape}")
     return arr.to_numpy(zero_copy_only=False)
@@ -401,8 +403,9 @@ def resolve_dataset(path_or_repo_id: str | Path, revision: str | None = None) ->
 class VideoFrameCache:
     """Decoded uint8 frames (3, H, W) of the given episodes of some video keys, LRU-bounded.
 
-    Per process: DataLoader workers each build their own (after a fork the inherited one is
-    dropped, since FFmpeg state must not be shared), so memory is up to capacity x workers.
+    Per process: DataLoader workers each fill their own, so memory is up to capacity x workers.
+    A forked worker keeps the frames decoded before the fork (shared copy-on-write) but never
+    touches the parent's open containers: decoder threads do not survive a fork.
     """
 
     def __init__(
@@ -428,6 +431,13 @@ class VideoFrameCache:
         self._bytes = 0
         self._containers: OrderedDict[Path, Any] = OrderedDict()
 
+    def _forked(self) -> None:
+        # Closing an inherited decoder would join threads that only exist in the parent: keep
+        # the objects alive, unused, for the life of this process.
+        _INHERITED_CONTAINERS.extend(self._containers.values())
+        self._containers = OrderedDict()
+        self._pid = os.getpid()
+
     def __getstate__(self) -> dict[str, Any]:
         # Workers started with spawn get the metadata only; frames and containers stay here.
         state = self.__dict__.copy()
@@ -440,6 +450,9 @@ class VideoFrameCache:
         self._reset()
 
     def close(self) -> None:
+        """Close the open video files (they reopen on demand)."""
+        if os.getpid() != self._pid:
+            self._forked()
         for container in self._containers.values():
             container.close()
         self._containers.clear()
@@ -447,7 +460,7 @@ class VideoFrameCache:
     def frame(self, key: str, episode: int, k: int) -> np.ndarray:
         """Frame k (0-based within the episode) of camera `key`: (3, H, W) uint8, read-only."""
         if os.getpid() != self._pid:
-            self._reset()  # forked: never touch the parent's decoder state
+            self._forked()
         start = 0 if self.whole_episode[key] else k
         block_key = (key, episode, start)
         block = self._blocks.get(block_key)
