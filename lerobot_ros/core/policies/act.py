@@ -533,11 +533,13 @@ def _check_state(what: str, expected: Mapping[str, Tensor], found: Mapping[str, 
         if unexpected:
             parts.append(f"unexpected keys {_few(unexpected)}")
         raise CheckpointError(f"{what}: {'; '.join(parts)}")
-    for key, value in expected.items():
-        if tuple(found[key].shape) != tuple(value.shape):
-            raise CheckpointError(
-                f"{what}: {key} has shape {tuple(found[key].shape)}, expected {tuple(value.shape)}"
-            )
+    wrong = [
+        f"{key} has shape {tuple(found[key].shape)}, expected {tuple(value.shape)}"
+        for key, value in expected.items()
+        if tuple(found[key].shape) != tuple(value.shape)
+    ]
+    if wrong:
+        raise CheckpointError(f"{what}: {'; '.join(wrong[:8])}")
 
 
 def _few(keys: Sequence[str], n: int = 8) -> str:
@@ -830,7 +832,7 @@ class ACTPolicy(nn.Module):
         stats: Mapping[str, Mapping[str, Any]] | Normalizer,
         *,
         policy_id: str = "",
-        load_backbone_weights: bool = True,
+        pretrained_backbone: bool = True,
     ) -> None:
         super().__init__()
         config.require_features()
@@ -845,7 +847,7 @@ class ACTPolicy(nn.Module):
         else:
             self.normalizer = make_normalizer(config, stats)
         self.model = ACT(config)
-        if config.pretrained_backbone_weights and config.image_keys and load_backbone_weights:
+        if config.pretrained_backbone_weights and config.image_keys and pretrained_backbone:
             load_backbone_weights(self.model.backbone, config.pretrained_backbone_weights)
         self.policy_id = policy_id
         self.state_names = list(config.state_names)
@@ -1008,7 +1010,7 @@ class ACTPolicy(nn.Module):
             normalizer = Normalizer.from_tensors(stats, config.feature_modes())
         except ValueError as exc:
             raise CheckpointError(f"checkpoint {directory / NORMALIZER_NAME}: {exc}") from exc
-        policy = cls(config, normalizer, load_backbone_weights=False)
+        policy = cls(config, normalizer, pretrained_backbone=False)
         weights = tensors[WEIGHTS_NAME]
         _check_state(f"checkpoint {directory / WEIGHTS_NAME}", policy.state_dict(), weights)
         for key, value in weights.items():
