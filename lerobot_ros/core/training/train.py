@@ -257,7 +257,8 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print) -> TrainResul
                 bar.set_postfix(loss=f"{value:.4f}")
             if step % cfg.log_every == 0 or step == cfg.steps:
                 now = time.monotonic()
-                record = {"step": step, "loss": value, **{k: float(v) for k, v in info.items()}}
+                # info holds this process's own loss; "loss" is the mean over all processes.
+                record = {**{k: float(v) for k, v in info.items()}, "step": step, "loss": value}
                 record["lr"] = optimizer.param_groups[0]["lr"]
                 record["s_per_step"] = (now - t_last) / cfg.log_every
                 t_last = now
