@@ -88,6 +88,7 @@ class TrainResult:
     step: int
     checkpoint: Path  # the last pretrained_model dir
     losses: list[tuple[int, float]]
+    policy: Any = None  # the trained policy object, as saved in `checkpoint`
 
 
 @dataclass
@@ -278,7 +279,7 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print) -> TrainResul
         log(
             f"done: step {step}, loss {losses[-1][1] if losses else float('nan'):.4f}, {checkpoint}"
         )
-    return TrainResult(step, checkpoint, losses)
+    return TrainResult(step, checkpoint, losses, policy)
 
 
 def _global_mean(value: torch.Tensor, dist: _Dist) -> float:
