@@ -24,6 +24,7 @@ Two deliberate properties:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -111,6 +112,10 @@ class ACTConfig:
     optimizer_lr_backbone: float = 1e-5
 
     def __post_init__(self) -> None:
+        """Types first (ints accepted for floats, tuples for lists), then values."""
+        hints = _hints()
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _typed(f.name, getattr(self, f.name), hints[f.name]))
         self.validate()
 
     # ---- derived views ----------------------------------------------------------------------
@@ -215,13 +220,10 @@ class ACTConfig:
                     raise ValueError(
                         f"{where}: a VISUAL feature must be {IMAGE_PREFIX}<name>, shape [3, H, W]"
                     )
+        action = self.output_features.get(ACTION_KEY)
         for names_field, dim, key in (
             ("state_names", self.state_dim, STATE_KEY),
-            (
-                "action_names",
-                self.output_features.get(ACTION_KEY, {}).get("shape", [None])[0],
-                ACTION_KEY,
-            ),
+            ("action_names", action["shape"][0] if action else None, ACTION_KEY),
         ):
             names = getattr(self, names_field)
             if dim is None and not names:
@@ -265,7 +267,7 @@ class ACTConfig:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"ACT config: unknown key(s) {unknown}; known keys: {known}")
-        hints = typing.get_type_hints(cls)
+        hints = _hints()
         return {name: _typed(name, value, hints[name]) for name, value in data.items()}
 
     @classmethod
@@ -316,6 +318,11 @@ class ACTConfig:
         }
         data.update(overrides)
         return cls.from_dict(data)
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(ACTConfig)
 
 
 def _typed(name: str, value: Any, hint: Any) -> Any:
@@ -920,14 +927,16 @@ class ACTPolicy(nn.Module):
     def predict_chunk(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """Raw observation -> (chunk_size, A) float32 actions in LeRobot units."""
         was_training = self.training
-        self.eval()
+        if was_training:  # the latent is zero and dropout off only in eval mode
+            self.eval()
         try:
             with torch.inference_mode():
                 batch = self.observation_batch(observation)
                 actions = self.model(batch)[0]
                 actions = self.normalizer.unnormalize(ACTION_KEY, actions)
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
         return actions[0].cpu().numpy().astype(np.float32, copy=False)
 
     def observation_batch(self, observation: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
