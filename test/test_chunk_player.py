@@ -79,14 +79,20 @@ def test_chunk_player_plays_rows_by_time_pauses_and_refuses_bad_chunks(domain_id
         assert h.call(SetBool, "/chunk_player/set_enabled", SetBool.Request(data=True)).success
         time.sleep(0.3)
         assert len(out) == 0
+        # A chunk observed before the resume (an inference that started during the pause) is
+        # not played, even though its rows are for times still to come.
+        now = time.time()
+        pub.publish(chunk(now - 0.5, rows_for(500, 100), chunk_id=2, start_offset=0.5))
+        time.sleep(0.3)
+        assert len(out) == 0
         # A sync-mode chunk: start_offset = its inference latency, so row 0 is meant for now.
         now = time.time()
-        pub.publish(chunk(now - 0.5, rows_for(1000, 100), chunk_id=2, start_offset=0.5))
+        pub.publish(chunk(now - 0.2, rows_for(1000, 100), chunk_id=3, start_offset=0.2))
         h.wait(lambda: len(out) >= 3, 5.0, "commands after resume")
         assert 1000 <= out.messages()[0].position[0] <= 1005
 
         # Malformed: data does not fill horizon x joints -> refused, playback unaffected.
-        bad = chunk(time.time(), rows_for(5000, 10), chunk_id=3)
+        bad = chunk(time.time(), rows_for(5000, 10), chunk_id=4)
         bad.data = bad.data[:-1]
         pub.publish(bad)
         time.sleep(0.3)

@@ -6,8 +6,9 @@ discard, dropping the rows whose time has passed) and publishes the row for "now
 `~/command` (= /chunk_player/command, a source of the watchdog) from a control-rate thread,
 so a slow inference never delays a tick. When it has no row for now it publishes nothing and
 the watchdog holds after its command timeout. Every rollout strategy reuses this node;
-`~/set_enabled` pauses it (DAgger hands control to a human) and drops the chunk in hand, so
-playback resumes only with a chunk predicted after the resume.
+`~/set_enabled` pauses it (DAgger hands control to a human) and drops the chunk in hand, and
+after a resume it plays only chunks whose observation was taken after the resume (an inference
+that started before it would replay the paused past).
 """
 
 from __future__ import annotations
@@ -58,8 +59,12 @@ class ChunkPlayerNode(LeRobotNode):
         self.player = ChunkPlayer(self.p["blend_window"], self.p["max_age"])
         self._lock = threading.Lock()  # the player is shared by the tick thread and callbacks
         self._enabled = bool(self.p["enabled"])
+        # Observation time from which chunks count: a chunk predicted from an observation older
+        # than the last enable belongs to the time before a pause and is not played.
+        self._enabled_at = 0.0
         self._names: list[str] = []
         self.published = 0
+        self.predicted_before_enable = 0  # chunks dropped: observed before the last enable
         self._pub = self.create_publisher(JointState, "~/command", qos.COMMAND)
         self.create_subscription(ActionChunk, self.p["chunk_topic"], self._on_chunk, qos.COMMAND)
         self.create_service(SetBool, "~/set_enabled", self._srv_enabled)
@@ -83,11 +88,15 @@ class ChunkPlayerNode(LeRobotNode):
         if not period > 0:
             self.get_logger().warning(f"chunk {msg.chunk_id} rejected: period {period}")
             return
-        t0 = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 + _seconds(msg.start_offset)
+        observed = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        t0 = observed + _seconds(msg.start_offset)
         actions = [msg.data[i * joints : (i + 1) * joints] for i in range(msg.horizon)]
         chunk = Chunk(actions, t0, period, int(msg.chunk_id))
         with self._lock:
             if not self._enabled:
+                return
+            if observed < self._enabled_at:
+                self.predicted_before_enable += 1
                 return
             if list(msg.joint_names) != self._names:
                 self._names = list(msg.joint_names)
@@ -113,6 +122,8 @@ class ChunkPlayerNode(LeRobotNode):
         with self._lock:
             previous, self._enabled = self._enabled, bool(req.data)
             self.player.clear()
+            if req.data and not previous:
+                self._enabled_at = self._now()
         res.success = True
         res.message = f"{'enabled' if req.data else 'disabled'} (was {'on' if previous else 'off'})"
         self.get_logger().info(f"chunk player {res.message}")
@@ -129,6 +140,7 @@ class ChunkPlayerNode(LeRobotNode):
                 "dropped_rows": stats.dropped_rows,
                 "starved_ticks": stats.starved_ticks,
                 "blended_rows": stats.blended_rows,
+                "predicted_before_enable": self.predicted_before_enable,
                 "overruns": self._loop.overruns,
             }
         level = WARN if self._enabled and stats.submitted == 0 else OK

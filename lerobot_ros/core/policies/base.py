@@ -54,6 +54,8 @@ class ChunkPolicy(Protocol):
 
 POLICIES: Registry[Any] = Registry("policy type")
 POLICIES.lazy("act", "lerobot_ros.core.policies.act")
+# A scripted policy (no network): for trying and testing the rollout graph without a checkpoint.
+POLICIES.lazy("scripted", "lerobot_ros.core.policies.scripted")
 # Upstream LeRobot policies (SmolVLA, pi0, ACT, ...) when `lerobot` is importable.
 POLICIES.lazy("lerobot", "lerobot_ros.core.policies.upstream")
 
@@ -95,7 +97,12 @@ def resolve_checkpoint(source: str | Path, *, revision: str | None = None) -> Pa
         raise CheckpointError(
             f"checkpoint {text!r} is not a local directory and huggingface_hub is not installed"
         ) from exc
-    return Path(snapshot_download(repo_id=text, revision=revision))
+    try:
+        return Path(snapshot_download(repo_id=text, revision=revision))
+    except Exception as exc:  # network, auth, offline cache miss: all mean "not available"
+        raise CheckpointError(
+            f"checkpoint {text!r}: not a local directory, and the Hub download failed: {exc}"
+        ) from exc
 
 
 def load_policy(

@@ -392,7 +392,12 @@ def resolve_dataset(path_or_repo_id: str | Path, revision: str | None = None) ->
             f"dataset {text!r} is not a local directory and huggingface_hub is not installed "
             "(pip install huggingface_hub, or pass a local dataset root)"
         ) from exc
-    return Path(snapshot_download(repo_id=text, repo_type="dataset", revision=revision))
+    try:
+        return Path(snapshot_download(repo_id=text, repo_type="dataset", revision=revision))
+    except Exception as exc:  # network, auth, offline cache miss: all mean "not available"
+        raise DatasetError(
+            f"dataset {text!r}: not a local directory, and the Hub download failed: {exc}"
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------
