@@ -75,8 +75,8 @@ DEFAULTS: dict[str, Any] = {
 
 @POLICIES.register(POLICY_TYPE)
 class ScriptedPolicy:
-    """Each chunk goes from the observed state towards the motion's goal trajectory at no more
-    than `max_speed` per action: row i = state + clip(goal(t + i / fps) - state, +-speed i/fps)."""
+    """Each chunk starts at the observed state and tracks the motion's goal trajectory at no
+    more than `max_speed`: row i = row i-1 + clip(goal(t + i/fps) - row i-1, +-max_speed/fps)."""
 
     def __init__(
         self,
@@ -138,8 +138,12 @@ class ScriptedPolicy:
         goal = MOTIONS[self.motion](
             self._center, self.amplitude, self.period_s, self.clock() + steps
         )
-        reach = self.max_speed[None, :] * steps[:, None]
-        return (current + np.clip(goal - current, -reach, reach)).astype(np.float32)
+        step = self.max_speed / self.fps
+        rows = np.empty((self.chunk_size, len(current)))
+        rows[0] = current
+        for i in range(1, self.chunk_size):
+            rows[i] = rows[i - 1] + np.clip(goal[i] - rows[i - 1], -step, step)
+        return rows.astype(np.float32)
 
     # --- checkpoints -----------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
