@@ -151,6 +151,10 @@ def _wanted(msgtype: str) -> bool:
     return msgtype in (JOINT_STATE, IMAGE) or msgtype.endswith(EVENT_SUFFIX)
 
 
+def _event_only(msgtype: str) -> bool:
+    return msgtype.endswith(EVENT_SUFFIX)
+
+
 # --------------------------------------------------------------------------------------------
 # Raw sources: (topic, msgtype, log_time, rawdata) + a typestore
 # --------------------------------------------------------------------------------------------
@@ -188,7 +192,7 @@ def _typestore_from_defs(defs: Sequence[tuple[str, str, str]]) -> Any:
     return store
 
 
-def _anyreader_source(path: Path) -> _Raw:
+def _anyreader_source(path: Path, wanted: Callable[[str], bool] = _wanted) -> _Raw:
     from rosbags.highlevel import AnyReader
 
     reader = AnyReader([path])
@@ -200,7 +204,7 @@ def _anyreader_source(path: Path) -> _Raw:
 
     def messages() -> Iterator[tuple[str, int, bytes]]:
         try:
-            conns = [c for c in reader.connections if _wanted(c.msgtype)]
+            conns = [c for c in reader.connections if wanted(c.msgtype)]
             for conn, t, raw in reader.messages(connections=conns):
                 yield conn.topic, t, raw
         finally:
@@ -245,7 +249,7 @@ def _mcap_decompress(data: bytes, compression: str, size: int) -> bytes:
     raise BagError(f"unsupported MCAP chunk compression {compression!r}")
 
 
-def _mcap_source(path: Path) -> _Raw:
+def _mcap_source(path: Path, wanted: Callable[[str], bool] = _wanted) -> _Raw:
     """Tolerant MCAP scanner: reads records in file order, stops cleanly at a truncated end."""
     warnings: list[str] = []
     schemas: dict[int, tuple[str, str, str]] = {}
@@ -276,7 +280,7 @@ def _mcap_source(path: Path) -> _Raw:
             elif op == 0x05:  # Message
                 cid, _seq, log_time, _pub = struct.unpack("<HIQQ", _take(rec, 22))
                 ch = channels.get(cid)
-                if ch and _wanted(ch[1]):
+                if ch and wanted(ch[1]):
                     records.append((cid, log_time, body[22:]))
             elif op == 0x06:  # Chunk
                 _s, _e, usize, _crc = struct.unpack("<QQQI", _take(rec, 28))
@@ -315,7 +319,7 @@ def _mcap_source(path: Path) -> _Raw:
     return _Raw(str(path), topics, store, messages, warnings)
 
 
-def _sqlite_source(path: Path) -> _Raw:
+def _sqlite_source(path: Path, wanted_type: Callable[[str], bool] = _wanted) -> _Raw:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         topic_rows = db.execute("SELECT id, name, type FROM topics").fetchall()
@@ -331,7 +335,7 @@ def _sqlite_source(path: Path) -> _Raw:
     except sqlite3.Error:
         pass  # older bags: no stored definitions
     ids = {i: (name, typ) for i, name, typ in topic_rows}
-    wanted = [i for i, (_n, typ) in ids.items() if _wanted(typ)]
+    wanted = [i for i, (_n, typ) in ids.items() if wanted_type(typ)]
 
     def messages() -> Iterator[tuple[str, int, bytes]]:
         try:
@@ -350,24 +354,24 @@ def _sqlite_source(path: Path) -> _Raw:
     )
 
 
-def _open_sources(path: Path) -> list[_Raw]:
+def _open_sources(path: Path, wanted: Callable[[str], bool] = _wanted) -> list[_Raw]:
     if not path.exists():
         raise BagError(f"{path}: no such bag")
     if path.is_dir():
         if (path / "metadata.yaml").exists():
-            return [_anyreader_source(path)]
+            return [_anyreader_source(path, wanted)]
         files = sorted(path.glob("*.mcap")) + sorted(path.glob("*.db3"))
         if not files:
             raise BagError(f"{path}: directory holds no metadata.yaml, .mcap or .db3 file")
-        sources = [_open_sources(f)[0] for f in files]
+        sources = [_open_sources(f, wanted)[0] for f in files]
         sources[0].warnings.insert(
             0, f"{path}: no metadata.yaml (recorder killed?); reading the storage files directly"
         )
         return sources
     if path.suffix == ".mcap":
-        return [_mcap_source(path)]
+        return [_mcap_source(path, wanted)]
     if path.suffix == ".db3":
-        return [_sqlite_source(path)]
+        return [_sqlite_source(path, wanted)]
     raise BagError(f"{path}: not a rosbag2 directory, .mcap or .db3 file")
 
 
@@ -381,17 +385,22 @@ def read_episodes(
     *,
     event_topic: str | None = "/recorder/events",
     log: Callable[[str], None] | None = None,
+    events_only: bool = False,
 ) -> Iterator[Episode]:
     """Yield every episode of the bags in order: complete ones with their streams, and
     incomplete / discarded ones (without streams) with a `message` saying why.
 
     `event_topic` is the topic whose EPISODE_START/STOP/DISCARD split episodes (None: any
-    EpisodeEvent topic). Events of all EpisodeEvent topics are kept in `Episode.events`.
+    EpisodeEvent topic). Events of all EpisodeEvent topics (/recorder/events, /rollout/events,
+    /watchdog/events, ...) are kept in `Episode.events`: those stamped within the episode, and
+    an intervention still open when it began (INTERVENTION_START without END before its
+    EPISODE_START in the same bag). `events_only`: read EpisodeEvent messages only (no streams;
+    a quick first pass, e.g. to find out whether any episode has interventions).
     """
     say = log or (lambda _m: None)
     for p in paths:
         try:
-            sources = list(_open_sources(Path(p)))
+            sources = list(_open_sources(Path(p), _event_only if events_only else _wanted))
         except BagError as e:
             # e.g. the bag of an episode whose recorder was killed before anything reached
             # the disk: report it, and convert the others (recorded data is never given up).
@@ -416,6 +425,7 @@ def _split(src: _Raw, event_topic: str | None, say: Callable[[str], None]) -> It
     current: Episode | None = None
     pending: list[tuple[int, Episode]] = []  # (log time after which it is final, episode)
     last: dict[str, tuple[int, Any]] = {}  # latest sample per topic (pre-roll for hold)
+    last_intervention: Event | None = None  # latest INTERVENTION_START/END (any topic)
     store = src.typestore
     has_split_topic = event_topic is None or event_topic in src.topics
 
@@ -438,10 +448,16 @@ def _split(src: _Raw, event_topic: str | None, say: Callable[[str], None]) -> It
             yield pending.pop(0)[1]
         if isinstance(value, Event):
             for _, ep in pending:
-                if value.episode_index == ep.bag_episode_index and stamp >= ep.start_ns:
+                # Other nodes' events (interventions) carry no episode index of ours: they
+                # belong to an episode by stamp. Ours also by index (a late DISCARD).
+                within = ep.stop_ns is not None and ep.start_ns <= stamp <= ep.stop_ns
+                ours = value.episode_index == ep.bag_episode_index and stamp >= ep.start_ns
+                if within or (ours and is_split(topic)):
                     ep.events.append(value)
             if current is not None:
                 current.events.append(value)
+            if value.type in (INTERVENTION_START, INTERVENTION_END):
+                last_intervention = value
             if not is_split(topic):
                 continue
             if value.type == EPISODE_START:
@@ -451,6 +467,8 @@ def _split(src: _Raw, event_topic: str | None, say: Callable[[str], None]) -> It
                         f"{current.name}: no EPISODE_STOP before the next EPISODE_START; skipped",
                     )
                 current = Episode(src.name, value.episode_index, value.task, stamp, None)
+                if last_intervention is not None and last_intervention.type == INTERVENTION_START:
+                    current.events.append(last_intervention)  # still on as the episode begins
                 current.events.append(value)
                 for t, (st, v) in last.items():
                     current.streams.setdefault(t, Stream(src.topics[t])).add(st, v)

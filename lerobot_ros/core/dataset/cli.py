@@ -2,7 +2,8 @@
 
     lerobot_ros_convert BAG [BAG...] --output DIR --repo-id NAME --fps 30
         [--action command|leader] [--action-policy hold|linear|nearest]
-        [--vcodec libsvtav1|h264] [--max-gap 0.2] [--robot so101] [--push-to-hub [--private]]
+        [--vcodec libsvtav1|h264] [--max-gap 0.2] [--robot so101] [--intervention auto|on|off]
+        [--push-to-hub [--private]]
 
 Exit code 0 when at least one episode converted, 1 when none did, 2 on bad arguments.
 """
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest time (s) a stream may go without a sample inside an episode",
     )
     p.add_argument("--robot", default="so101", help="dataset profile (so101, so100)")
+    p.add_argument(
+        "--intervention",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="per-frame bool feature 'intervention' (frames a human drove, from the "
+        "INTERVENTION_START/END events): auto = when any episode has such events, for all",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--push-to-hub", action="store_true")
     p.add_argument("--private", action="store_true", help="with --push-to-hub")
@@ -98,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile=profile,
             log=lambda m: print(m, flush=True),
             progress=not args.no_progress,
+            intervention=args.intervention,
         )
     except (BagError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -2,6 +2,11 @@
 
 Each episode converts or fails on its own (a gap beyond tolerance, a missing stream, ...): the
 report says which and why, and the other episodes still convert.
+
+`intervention` ("auto" | "on" | "off"): the per-frame bool feature `intervention` (see
+intervention.py) marks the frames a human drove. "auto" adds it to every episode when any episode
+to convert (complete, not discarded) has INTERVENTION_START/END events; finding that out takes
+a quick first pass over the bags' EpisodeEvent messages only. "on" always adds it, "off" never.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from lerobot_ros.core.dataset import intervention as iv
 from lerobot_ros.core.dataset.bag import Episode, read_episodes
 from lerobot_ros.core.dataset.profile import DatasetProfile, so101_profile
 from lerobot_ros.core.dataset.resample import (
@@ -36,11 +42,14 @@ class EpisodeReport:
     frames: int = 0
     episode_index: int | None = None  # index in the dataset when converted
     streams: list[StreamReport] = field(default_factory=list)
+    intervention_frames: int | None = None  # frames flagged `intervention` (None: no feature)
 
     def __str__(self) -> str:
         head = f"[{self.status}] {self.name}"
         if self.status == "converted":
             head += f" -> dataset episode {self.episode_index}, {self.frames} frames"
+            if self.intervention_frames:
+                head += f" ({self.intervention_frames} intervention frames)"
         lines = [head] + ([f"    {self.message}"] if self.message else [])
         lines += [f"    {s}" for s in self.streams]
         return "\n".join(lines)
@@ -68,8 +77,15 @@ def _prepare(
     action_policy: str,
     max_gap_s: float,
     cameras: dict[str, str] | None,
-) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]], list[StreamReport], dict[str, str]]:
-    """Resample one episode. cameras: feature key -> topic (None: take the episode's)."""
+) -> tuple[
+    dict[str, np.ndarray],
+    dict[str, list[np.ndarray]],
+    list[StreamReport],
+    dict[str, str],
+    np.ndarray,
+]:
+    """Resample one episode. cameras: feature key -> topic (None: take the episode's).
+    Returns (values, frames, stream reports, cameras used, the frame grid in ns)."""
     if cameras is None:
         cameras = {}
         for topic in sorted(ep.streams):
@@ -110,7 +126,7 @@ def _prepare(
             raise EpisodeFailedError(f"{ep.name}: {wanted[key][0]}: {e}") from None
         values[key] = plans[key].apply(vec.astype(np.float64)).astype(np.float32)
     frames = {key: [data[key][1][i] for i in plans[key].i0] for key in cameras}
-    return values, frames, reports, cameras
+    return values, frames, reports, cameras, grid
 
 
 def convert_bags(
@@ -127,13 +143,28 @@ def convert_bags(
     event_topic: str | None = "/recorder/events",
     log: Callable[[str], None] = print,
     progress: bool = False,
+    intervention: str = "auto",
     **writer_options: Any,
 ) -> ConversionReport:
     """Convert bags into a LeRobotDataset v3.0 at `output`. When no episode converts, nothing
     is left at `output` and the report's `converted` is empty. `progress` shows a bar (episodes
-    read, frames written) on stderr; log lines are printed above it."""
+    read, frames written) on stderr; log lines are printed above it. `intervention`: auto | on
+    | off, whether episodes get the per-frame `intervention` flag (module docstring)."""
     if action not in ACTION_SOURCES:
         raise ValueError(f"action must be one of {ACTION_SOURCES}, got {action!r}")
+    if intervention not in iv.MODES:
+        raise ValueError(f"intervention must be one of {iv.MODES}, got {intervention!r}")
+    if intervention == "auto":
+        flag = any(
+            ep.status == "complete" and iv.has_interventions(ep.events)
+            for ep in read_episodes(bags, event_topic=event_topic, events_only=True)
+        )
+        log(
+            f"intervention flag: {'on' if flag else 'off'} (auto: {'some' if flag else 'no'} "
+            "episode has intervention events)"
+        )
+    else:
+        flag = intervention == "on"
     profile = profile or so101_profile()
     action_topic = profile.command_topic if action == "command" else profile.leader_topic
     report = ConversionReport(Path(output))
@@ -151,9 +182,11 @@ def convert_bags(
             rep = EpisodeReport(ep.name, ep.task, ep.status, ep.message)
         else:
             try:
-                values, frames, streams, used = _prepare(
+                values, frames, streams, used, grid = _prepare(
                     ep, profile, fps, action_topic, action_policy, max_gap_s, cameras
                 )
+                if flag:
+                    values[iv.FEATURE] = iv.intervention_mask(ep.events, grid)
                 if writer is None:
                     cameras = used
                     features: dict[str, dict] = {
@@ -164,6 +197,8 @@ def convert_bags(
                             "names": names,
                         },
                     }
+                    if flag:
+                        features[iv.FEATURE] = dict(iv.SPEC)
                     for key, fr in frames.items():
                         features[key] = {
                             "dtype": "video",
@@ -188,6 +223,8 @@ def convert_bags(
                 index = writer.add_episode(ep.task, values, frames)
                 n = len(values["action"])
                 rep = EpisodeReport(ep.name, ep.task, "converted", "", n, index, streams)
+                if flag:
+                    rep.intervention_frames = int(values[iv.FEATURE].sum())
             except EpisodeFailedError as e:
                 rep = EpisodeReport(ep.name, ep.task, "failed", str(e))
         report.episodes.append(rep)

@@ -313,8 +313,8 @@ class LeRobotDatasetWriter:
         cols: dict[str, np.ndarray] = {}
         for key in user_keys:
             ft = self.features[key]
-            arr = np.asarray(values[key], dtype=ft["dtype"]).reshape(n, *ft["shape"])
-            cols[key] = arr
+            shape = [] if list(ft["shape"]) == [1] else ft["shape"]  # [1]: a plain column
+            cols[key] = np.asarray(values[key], dtype=ft["dtype"]).reshape(n, *shape)
         cols["timestamp"] = (frame_index / self.fps).astype(np.float32)
         cols["frame_index"] = frame_index
         cols["episode_index"] = np.full(n, ep, dtype=np.int64)
@@ -522,10 +522,11 @@ class LeRobotDatasetWriter:
                 typ = pa.list_(pa.string())
             elif name.startswith("stats/"):
                 _, key, stat = name.split("/")
-                is_int = stat == "count" or (
-                    stat in ("min", "max") and self.features[key]["dtype"] == "int64"
-                )
-                base = pa.int64() if is_int else pa.float64()
+                dtype = self.features[key]["dtype"]
+                is_int = stat == "count" or (stat in ("min", "max") and dtype == "int64")
+                # min/max of a bool feature stay bool, as upstream writes them (a flag's range).
+                is_bool = stat in ("min", "max") and dtype == "bool"
+                base = pa.int64() if is_int else pa.bool_() if is_bool else pa.float64()
                 if key in self.video_keys and stat != "count":
                     typ = pa.list_(pa.list_(pa.list_(base)))
                 else:
