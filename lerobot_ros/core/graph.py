@@ -212,11 +212,13 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def recorded_topics(cameras: tuple[str, ...] | list[str] = ("front",)) -> list[str]:
     """What the recorder records by default: measured states, the commanded follower position,
-    each camera's image and calibration, and the episode events of the watchdog and recorder."""
+    each camera's image and calibration, and the episode events of the watchdog, the recorder
+    and the rollout (its interventions become the dataset's `intervention` flag; the recorder
+    lists /rollout/events in `optional_topics`, as it exists only while a rollout runs)."""
     topics = ["/follower/joint_states", "/leader/joint_states", "/follower/command"]
     for cam in cameras:
         topics += [f"/cameras/{cam}/image_raw", f"/cameras/{cam}/camera_info"]
-    return [*topics, "/watchdog/events", "/recorder/events"]
+    return [*topics, "/watchdog/events", "/rollout/events", "/recorder/events"]
 
 
 @dataclass(frozen=True)

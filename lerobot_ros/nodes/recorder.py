@@ -5,6 +5,17 @@ Services (lerobot_msgs/srv): `~/start_episode` (task text), `~/stop_episode` (sa
 reliable + transient-local like the watchdog's) and into the episode's bag: EPISODE_START with
 the task is the bag's first message, EPISODE_STOP / EPISODE_DISCARD its last.
 
+Highlights: with `ring_seconds` > 0 the recorder also keeps the last `ring_seconds` (at most
+`ring_bytes`) of every recorded topic's raw messages in memory, episode or not, and
+`~/save_highlight` (lerobot_msgs/SaveHighlight) writes the last `seconds` of it as a new episode
+bag: the layout of any episode (EPISODE_START with the task first, the buffered messages at
+their receive times, HIGHLIGHT_SAVED and EPISODE_STOP last), so the converter converts it like any
+other. With `continue_recording` the episode stays open and records live until the next
+`~/save_highlight` call (or `~/stop_episode`), which closes it. The response comes as soon as
+the bag is *queued* for the writer thread, not once it is written (the callback never waits for
+the disk): path, times and counts are final then, the bag is complete once its metadata.yaml
+appears; `~/events` carries EPISODE_START (and HIGHLIGHT_SAVED + EPISODE_STOP) at once.
+
 Topic types are looked up in the graph (`get_topic_names_and_types`) and retried every
 `discovery_period` s until a publisher shows up; each subscription is raw (the CDR bytes go to
 the bag untouched, nothing is deserialized) with the publishers' reliability and durability
@@ -22,7 +33,7 @@ from typing import Any
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from lerobot_msgs.msg import EpisodeEvent
-from lerobot_msgs.srv import DiscardEpisode, StartEpisode, StopEpisode
+from lerobot_msgs.srv import DiscardEpisode, SaveHighlight, StartEpisode, StopEpisode
 from lerobot_ros.core.graph import recorded_topics
 from lerobot_ros.core.params import (
     ParameterError,
@@ -33,7 +44,13 @@ from lerobot_ros.core.params import (
     positive,
     unique,
 )
-from lerobot_ros.core.recording import EpisodeBagWriter, EpisodeInfo, UnknownTypeError
+from lerobot_ros.core.recording import (
+    EpisodeBagWriter,
+    EpisodeInfo,
+    HighlightError,
+    HighlightRing,
+    UnknownTypeError,
+)
 from lerobot_ros.nodes import qos
 from lerobot_ros.nodes.base import ERROR, OK, WARN, LeRobotNode, run_node
 
@@ -83,6 +100,25 @@ RECORDER_PARAMS = [
         "true: remove a discarded episode's bag; false: keep it, marked discarded.",
     ),
     ParamSpec("discovery_period", 0.5, "s between look-ups of topics not found yet.", (positive,)),
+    ParamSpec(
+        "optional_topics",
+        ["/rollout/events"],
+        "Those of `topics` that may have no publisher (the rollout's events exist only while a "
+        "rollout runs): recorded once they appear, never reported as missing.",
+        (unique, _absolute_topics),
+    ),
+    ParamSpec(
+        "ring_seconds",
+        0.0,
+        "s of every topic kept in memory for ~/save_highlight, episode or not; 0 = off.",
+        (non_negative,),
+    ),
+    ParamSpec(
+        "ring_bytes",
+        512 * 2**20,
+        "Bytes the highlight ring may hold; beyond that the oldest messages go first.",
+        (positive,),
+    ),
 ]
 
 
@@ -110,29 +146,42 @@ class RecorderNode(LeRobotNode):
             raise ParameterError("output_dir", self.p["output_dir"], str(exc)) from exc
         self._events = self.create_publisher(EpisodeEvent, "~/events", qos.EVENTS)
         # Topics not subscribed yet; our own events go into the bag directly, not via DDS.
-        self.pending: list[str] = [t for t in self.p["topics"] if t != self.events_topic]
+        # `pending` are awaited (and reported); `optional` ones are picked up when they appear.
+        wanted = [t for t in self.p["topics"] if t != self.events_topic]
+        self.optional: list[str] = [t for t in wanted if t in self.p["optional_topics"]]
+        self.pending: list[str] = [t for t in wanted if t not in self.optional]
+        self.ring: HighlightRing | None = None
+        if self.p["ring_seconds"] > 0:
+            self.ring = HighlightRing(self.p["ring_seconds"], self.p["ring_bytes"])
         self.subscribed: dict[str, str] = {}  # topic -> type
         self.unrecordable: dict[str, str] = {}  # topic -> why (type without a definition)
         self._subs: list[Any] = []
+        self._ring_evicted = 0  # ring.evicted at the last diagnostics
 
         self.create_service(StartEpisode, "~/start_episode", self._srv_start)
         self.create_service(StopEpisode, "~/stop_episode", self._srv_stop)
         self.create_service(DiscardEpisode, "~/discard_episode", self._srv_discard)
+        self.create_service(SaveHighlight, "~/save_highlight", self._srv_highlight)
         self._discovery = self.create_timer(self.p["discovery_period"], self._discover)
         self._discover()
         self.create_timer(0.1, self._check_duration)
         self.create_timer(1.0, self._diagnostics)
+        ring = (
+            f"highlight ring {self.p['ring_seconds']:g} s / {self.p['ring_bytes'] / 2**20:.0f} MiB"
+            if self.ring is not None
+            else "highlight ring off"
+        )
         self.get_logger().info(
             f"recorder: {len(self.p['topics'])} topics, {self.p['storage']} bags under "
-            f"{self.writer.session_dir}"
+            f"{self.writer.session_dir}, {ring}"
         )
 
     # --- discovery ---------------------------------------------------------------------------
     def _discover(self) -> None:
-        if not self.pending:
+        if not self.pending and not self.optional:
             return
         types = dict(self.get_topic_names_and_types())
-        for topic in list(self.pending):
+        for topic in [*self.pending, *self.optional]:
             names = types.get(topic)
             publishers = self.get_publishers_info_by_topic(topic) if names else []
             if not names or not publishers:
@@ -145,7 +194,7 @@ class RecorderNode(LeRobotNode):
                 msg_class = _message_class(msgtype)
             except (UnknownTypeError, ImportError, AttributeError, ValueError) as exc:
                 self.unrecordable[topic] = str(exc)
-                self.pending.remove(topic)
+                self._found(topic)
                 self.get_logger().error(f"cannot record {topic} ({msgtype}): {exc}")
                 continue
             profile = self._qos(publishers)
@@ -159,13 +208,18 @@ class RecorderNode(LeRobotNode):
                 )
             )
             self.subscribed[topic] = msgtype
-            self.pending.remove(topic)
+            self._found(topic)
             self.get_logger().info(
                 f"recording {topic} ({msgtype}, {profile.reliability.name.lower()}, "
                 f"{profile.durability.name.lower()})"
             )
-        if not self.pending:
+        if not self.pending and not self.optional:
             self._discovery.cancel()
+
+    def _found(self, topic: str) -> None:
+        for waiting in (self.pending, self.optional):
+            if topic in waiting:
+                waiting.remove(topic)
 
     @staticmethod
     def _qos(publishers: list[Any]) -> QoSProfile:
@@ -184,7 +238,11 @@ class RecorderNode(LeRobotNode):
 
     # --- the hot path --------------------------------------------------------------------------
     def _on_message(self, topic: str, data: bytes) -> None:
-        self.writer.write(topic, data, self.get_clock().now().nanoseconds)
+        t_ns = self.get_clock().now().nanoseconds
+        stamp = self.writer.header_stamp(topic, data)
+        if self.ring is not None:
+            self.ring.add(topic, data, t_ns, stamp)
+        self.writer.write(topic, data, t_ns, stamp)
 
     # --- episodes ------------------------------------------------------------------------------
     def _now_ns(self) -> int:
@@ -220,6 +278,8 @@ class RecorderNode(LeRobotNode):
         t = self._now_ns()
         detail = detail or ("discarded" if discard else "saved")
         ep = self.writer.stop_episode(t, discard=discard, source=source, detail=detail, keep=keep)
+        if ep.highlight and not discard:
+            self._publish_event(EpisodeEvent.HIGHLIGHT_SAVED, ep, t, source, ep.highlight_detail)
         kind = EpisodeEvent.EPISODE_DISCARD if discard else EpisodeEvent.EPISODE_STOP
         self._publish_event(kind, ep, t, source, detail)
         verb = "discarded" if discard else "saved"
@@ -227,6 +287,77 @@ class RecorderNode(LeRobotNode):
             f"episode {ep.index} {verb}: {ep.duration_s:.1f} s, {ep.message_count} messages"
         )
         return True, f"episode {ep.index} {verb} ({ep.path})", ep
+
+    def save_highlight(
+        self, seconds: float, continue_recording: bool, task: str, source: str
+    ) -> tuple[bool, str, EpisodeInfo | None]:
+        """Save the ring's last `seconds` (0 = all of it) as a new episode, or close the
+        highlight episode that `continue_recording` left open (then the arguments are unused).
+        Returns once the bag is queued; refusals say why and change nothing."""
+        if self.ring is None:
+            return False, "the highlight ring buffer is off: set ring_seconds > 0", None
+        current = self.writer.current
+        if current is not None and current.highlight:
+            ok, _message, ep = self.stop_episode(source, detail="saved: highlight closed")
+            if ep is None:
+                return ok, _message, None
+            return True, f"highlight episode {ep.index} closed ({ep.path})", ep
+        if current is not None:
+            return (
+                False,
+                f"episode {current.index} is recording: stop or discard it before saving a "
+                "highlight",
+                None,
+            )
+        if not task.strip():
+            return False, "task is empty: a task text is required (the episode's instruction)", None
+        now = self._now_ns()
+        try:
+            sel = self.ring.select(now, seconds)
+        except HighlightError as exc:
+            return False, str(exc), None
+        index = len(self.writer.episodes)
+        detail = str(self.writer.session_dir / f"episode_{index:06d}")
+        window = (now - sel.start_ns) / 1e9
+        what = f"{window:.2f} s from the ring buffer" + (
+            ", then live" if continue_recording else ""
+        )
+        ep = self.writer.start_highlight(
+            task,
+            sel.start_ns,
+            [(e.topic, e.t_ns, e.data) for e in sel.entries],
+            stop_ns=None if continue_recording else now,
+            source=source,
+            detail=detail,
+            highlight_detail=what,
+        )
+        self._publish_event(EpisodeEvent.EPISODE_START, ep, sel.start_ns, source, detail)
+        if not continue_recording:
+            self._publish_event(EpisodeEvent.HIGHLIGHT_SAVED, ep, ep.stop_ns, source, what)
+            self._publish_event(EpisodeEvent.EPISODE_STOP, ep, ep.stop_ns, source, "saved")
+        late = f", {sel.skipped_late} stamped before the window left out" * (sel.skipped_late > 0)
+        verb = "recording on" if continue_recording else "saved"
+        self.get_logger().info(
+            f"highlight episode {ep.index} {verb}: {what}, {len(sel.entries)} messages{late} "
+            f"-> {ep.path}"
+        )
+        return True, f"highlight episode {ep.index} {verb}: {what} ({ep.path})", ep
+
+    def _srv_highlight(
+        self, req: SaveHighlight.Request, res: SaveHighlight.Response
+    ) -> SaveHighlight.Response:
+        res.success, res.message, ep = self.save_highlight(
+            req.seconds, req.continue_recording, req.task, "~/save_highlight"
+        )
+        if ep is not None:
+            end = ep.stop_ns or self._now_ns()
+            res.episode_index = ep.index
+            res.path = str(ep.path)
+            res.start.sec, res.start.nanosec = divmod(ep.first_ns, 1_000_000_000)
+            res.end.sec, res.end.nanosec = divmod(ep.last_ns, 1_000_000_000)
+            res.duration_s = (end - ep.start_ns) / 1e9
+            res.message_count = ep.message_count
+        return res
 
     def _srv_start(
         self, req: StartEpisode.Request, res: StartEpisode.Response
@@ -275,6 +406,23 @@ class RecorderNode(LeRobotNode):
             level, message = WARN, f"waiting for {len(self.pending)} topics"
         else:
             level, message = OK, "idle"
+        ring_values: dict[str, Any] = {}
+        if self.ring is not None:
+            self.ring.age(self._now_ns())
+            n, size, span = self.ring.state()
+            ring_values = {
+                "ring_messages": n,
+                "ring_mb": f"{size / 2**20:.1f}",
+                "ring_s": f"{span:.1f}",
+                "ring.aged": self.ring.aged,
+                "ring.evicted": self.ring.evicted,
+                "ring.too_big": self.ring.too_big,
+            }
+            # The byte bound cut the ring short of ring_seconds: a highlight cannot go that far.
+            if self.ring.evicted > self._ring_evicted and level == OK:
+                limit = self.p["ring_bytes"] / 2**20
+                level, message = WARN, f"highlight ring holds only {span:.1f} s ({limit:.0f} MiB)"
+            self._ring_evicted = self.ring.evicted
         if ep is not None and level != ERROR:
             message = f"recording episode {ep.index}" + ("" if level == OK else f"; {message}")
         values: dict[str, Any] = {
@@ -288,6 +436,8 @@ class RecorderNode(LeRobotNode):
             "queue_mb": f"{depth_bytes / 2**20:.1f}",
             "errors": self.writer.errors,
             "waiting_for": ",".join(self.pending),
+            "optional_waiting_for": ",".join(self.optional),
+            **ring_values,
         }
         for topic, s in stats.items():
             for key in ("received", "written", "dropped", "late", "idle"):

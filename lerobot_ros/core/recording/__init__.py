@@ -11,11 +11,16 @@ from lerobot_ros.core.recording.bag_writer import (
     header_stamp_ns,
     read_episode,
 )
+from lerobot_ros.core.recording.ring import HighlightError, HighlightRing, RingEntry, Selection
 
 __all__ = [
     "EVENT_TYPE",
     "EpisodeBagWriter",
     "EpisodeInfo",
+    "HighlightError",
+    "HighlightRing",
+    "RingEntry",
+    "Selection",
     "TopicStats",
     "TypeRegistry",
     "UnknownTypeError",

@@ -33,6 +33,9 @@ Counters per topic (`stats()`): `received` (offered while an episode was open), 
 `dropped` (queue full), `late` (header stamp earlier than the episode's start: captured before
 the episode began, e.g. a transient-local event replayed to a late subscriber; not written),
 `failed` (disk error), `idle` (arrived while no episode was open; not written).
+
+Highlights (`start_highlight`): an episode made after the fact from the recorder's ring buffer
+(lerobot_ros/core/recording/ring.py), same bag layout, with HIGHLIGHT_SAVED before EPISODE_STOP.
 """
 
 from __future__ import annotations
@@ -52,7 +55,10 @@ from typing import Any
 import yaml
 
 EVENT_TYPE = "lerobot_msgs/msg/EpisodeEvent"
-EPISODE_START, EPISODE_STOP, EPISODE_DISCARD = 0, 1, 2
+EPISODE_START, EPISODE_STOP, EPISODE_DISCARD, HIGHLIGHT_SAVED = 0, 1, 2, 3
+# What a queued message is: a live one (bounded by queue_size / queue_bytes, counted), one from
+# the highlight ring (counted apart, never dropped) or an episode event (never dropped).
+EVENT, LIVE, RING = 0, 1, 2
 STATUS_KEY = "lerobot_ros.status"  # metadata.yaml custom_data: saved | discarded
 _SOURCE_ROOT = Path(__file__).resolve().parents[3]  # holds lerobot_msgs/msg/*.msg
 
@@ -193,6 +199,11 @@ class EpisodeInfo:
     message_count: int = 0
     status: str = "recording"  # recording | saved | discarded | failed
     error: str = ""
+    # Highlight episodes (start_highlight): HIGHLIGHT_SAVED comes just before EPISODE_STOP.
+    highlight: bool = False
+    first_ns: int = 0  # receive time of the first / last message saved from the ring
+    last_ns: int = 0
+    highlight_detail: str = ""
     closed: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -242,10 +253,12 @@ class EpisodeBagWriter:
         self.types = registry or TypeRegistry()
         self.session_dir = self._reserve_session(Path(output_dir).expanduser(), session)
 
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.RLock())  # reentrant: start_highlight
         self._queue: deque[tuple[Any, ...]] = deque()
         self._queued_msgs = 0  # data messages in the queue (events and control items excluded)
         self._queued_bytes = 0
+        self._ring_msgs = 0  # highlight-ring messages in the queue (not bounded)
+        self._ring_bytes = 0
         self._inflight = 0
         self._stats: dict[str, TopicStats] = {}
         self._stamped: dict[str, bool] = {}
@@ -318,6 +331,64 @@ class EpisodeBagWriter:
             self._cond.notify_all()
         return ep
 
+    def start_highlight(
+        self,
+        task: str,
+        start_ns: int,
+        entries: Sequence[tuple[str, int, bytes]],
+        *,
+        stop_ns: int | None = None,
+        source: str = "",
+        detail: str = "",
+        highlight_detail: str = "",
+    ) -> EpisodeInfo:
+        """Open an episode made of messages received before now (the highlight ring buffer).
+
+        Its bag has the layout of any episode, so the converter needs nothing special:
+        EPISODE_START (with `task`) stamped `start_ns`, the window's start, and logged at that
+        time, so it is the first message; then `entries` (topic, receive time, CDR bytes) in
+        arrival order, each logged at its own receive time as a live message would have been.
+        With `stop_ns` the episode ends at once: HIGHLIGHT_SAVED, then EPISODE_STOP, both
+        stamped `stop_ns` (>= the last entry's receive time, so they come last). Without it the
+        episode stays open, live `write()`s go on into it, and `stop_episode` ends it the same
+        way (HIGHLIGHT_SAVED with `highlight_detail`, then EPISODE_STOP).
+
+        The entries were received already and the ring holds them anyway (the same bytes
+        objects): they are queued past the live queue bounds, never dropped, and counted apart
+        (`queue_depth` includes them) so that they do not push live messages out.
+        """
+        if not entries:
+            raise ValueError("a highlight needs at least one message")
+        for topic in {e[0] for e in entries}:
+            if topic not in self._stamped:
+                raise KeyError(f"topic {topic} was not added")
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("writer is closed")
+            if self._current is not None:
+                raise RuntimeError(f"episode {self._current.index} is still recording")
+            index = self._next_index
+            self._next_index += 1
+            ep = EpisodeInfo(index, self.session_dir / f"episode_{index:06d}", task, start_ns)
+            ep.highlight = True
+            ep.first_ns, ep.last_ns = entries[0][1], entries[-1][1]
+            ep.highlight_detail = highlight_detail
+            self._current = ep
+            self.episodes.append(ep)
+            event = self.types.event(EPISODE_START, start_ns, index, task, source, detail)
+            self._queue.append(("open", ep))
+            self._push_event(ep, event, start_ns)
+            for topic, t_ns, data in entries:
+                self._stats[topic].received += 1
+                self._ring_msgs += 1
+                self._ring_bytes += len(data)
+                self._queue.append(("msg", topic, t_ns, data, RING))
+            ep.message_count += len(entries)
+            self._cond.notify_all()
+            if stop_ns is not None:  # under the same (reentrant) lock: no live write slips in
+                self.stop_episode(max(stop_ns, ep.last_ns), source=source, detail="saved")
+        return ep
+
     def stop_episode(
         self,
         t_ns: int,
@@ -334,6 +405,11 @@ class EpisodeBagWriter:
             ep = self._current
             if ep is None:
                 raise RuntimeError("no episode is recording")
+            if ep.highlight and not discard:
+                saved = self.types.event(
+                    HIGHLIGHT_SAVED, t_ns, ep.index, ep.task, source, ep.highlight_detail
+                )
+                self._push_event(ep, saved, t_ns)
             kind = EPISODE_DISCARD if discard else EPISODE_STOP
             event = self.types.event(kind, t_ns, ep.index, ep.task, source, detail)
             self._push_event(ep, event, t_ns)
@@ -347,17 +423,23 @@ class EpisodeBagWriter:
     def _push_event(self, ep: EpisodeInfo, data: bytes, t_ns: int) -> None:
         # Events bypass the queue limits: they delimit episodes and are never dropped.
         self._stats[self.events_topic].received += 1
-        self._queue.append(("msg", self.events_topic, t_ns, data, False))
+        self._queue.append(("msg", self.events_topic, t_ns, data, EVENT))
         ep.message_count += 1
 
     # --- messages (the hot path, called from ROS callbacks) ---------------------------------
-    def write(self, topic: str, data: bytes | memoryview, t_ns: int) -> str:
-        """Queue one raw CDR message received at `t_ns` (bag log time). Never blocks on disk.
-        Returns "queued", "idle" (no episode open), "late" or "dropped"."""
+    def header_stamp(self, topic: str, data: bytes | memoryview) -> int | None:
+        """The header stamp of a message of `topic` (None when its type has no header)."""
         stamped = self._stamped.get(topic)
         if stamped is None:
             raise KeyError(f"topic {topic} was not added")
-        stamp = header_stamp_ns(data) if stamped else None
+        return header_stamp_ns(data) if stamped else None
+
+    def write(self, topic: str, data: bytes | memoryview, t_ns: int, stamp: int | None = -1) -> str:
+        """Queue one raw CDR message received at `t_ns` (bag log time). Never blocks on disk.
+        `stamp`: its header stamp when the caller read it already (-1: read it here).
+        Returns "queued", "idle" (no episode open), "late" or "dropped"."""
+        if stamp == -1:
+            stamp = self.header_stamp(topic, data)
         with self._cond:
             st = self._stats[topic]
             ep = self._current
@@ -375,7 +457,8 @@ class EpisodeBagWriter:
             self._queued_msgs += 1
             self._queued_bytes += size
             ep.message_count += 1
-            self._queue.append(("msg", topic, t_ns, data, True))
+            ep.last_ns = t_ns
+            self._queue.append(("msg", topic, t_ns, data, LIVE))
             self._cond.notify()
         return "queued"
 
@@ -385,9 +468,9 @@ class EpisodeBagWriter:
             return {t: TopicStats(**vars(s)) for t, s in self._stats.items()}
 
     def queue_depth(self) -> tuple[int, int]:
-        """(messages, bytes) waiting for the disk."""
+        """(messages, bytes) waiting for the disk (live and highlight-ring messages)."""
         with self._cond:
-            return self._queued_msgs, self._queued_bytes
+            return self._queued_msgs + self._ring_msgs, self._queued_bytes + self._ring_bytes
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far is on disk (bags of stopped episodes closed)."""
@@ -429,9 +512,12 @@ class EpisodeBagWriter:
                 batch = []
                 while self._queue and len(batch) < 64:
                     item = self._queue.popleft()
-                    if item[0] == "msg" and item[4]:
+                    if item[0] == "msg" and item[4] == LIVE:
                         self._queued_msgs -= 1
                         self._queued_bytes -= len(item[3])
+                    elif item[0] == "msg" and item[4] == RING:
+                        self._ring_msgs -= 1
+                        self._ring_bytes -= len(item[3])
                     batch.append(item)
                 self._inflight = len(batch)
             written: dict[str, int] = {}
@@ -440,7 +526,7 @@ class EpisodeBagWriter:
             for item in batch:
                 kind = item[0]
                 if kind == "msg":
-                    _, topic, t_ns, data, _limited = item
+                    _, topic, t_ns, data, _kind = item
                     if bag is None:
                         failed[topic] = failed.get(topic, 0) + 1
                         continue
