@@ -33,6 +33,7 @@ setup(
             "realsense = lerobot_ros.nodes.realsense:main",
             "lerobot_ros_calibrate = lerobot_ros.core.hardware.calibrate:main",
             "lerobot_ros_convert = lerobot_ros.core.dataset.cli:main",
+            "lerobot_ros_eval = lerobot_ros.core.sim.evaluate:main",
             "teleop = lerobot_ros.nodes.teleop:main",
             "watchdog = lerobot_ros.nodes.watchdog:main",
             "chunk_player = lerobot_ros.nodes.chunk_player:main",

@@ -72,3 +72,34 @@ def write_loss_svg(path: Path, steps: Sequence[int], losses: Sequence[float]) ->
     tmp = path.with_suffix(".svg.tmp")
     tmp.write_text(loss_svg(steps, losses))
     tmp.replace(path)
+
+
+def outcomes_svg(lengths: Sequence[int], success: Sequence[bool], *, title: str) -> str:
+    """One bar per rollout, its height the episode length, green = success, red = failure."""
+    n = len(lengths)
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
+        f'font-family="sans-serif" font-size="12">\n'
+        f'<rect width="{_W}" height="{_H}" fill="white"/>\n'
+        f'<text x="{_W / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>\n'
+    )
+    if n == 0:
+        return head + "</svg>\n"
+    top = max(max(lengths), 1)
+    width = (_W - 2 * _PAD) / n
+    parts = [head]
+    for i, (length, ok) in enumerate(zip(lengths, success, strict=True)):
+        h = length / top * (_H - 2 * _PAD)
+        color = "#2ca02c" if ok else "#d62728"
+        parts.append(
+            f'<rect x="{_PAD + i * width + 0.5:.1f}" y="{_H - _PAD - h:.1f}" '
+            f'width="{max(width - 1, 0.5):.1f}" height="{h:.1f}" fill="{color}"/>\n'
+        )
+    parts.append(
+        f'<line x1="{_PAD}" y1="{_H - _PAD}" x2="{_W - _PAD}" y2="{_H - _PAD}" stroke="black"/>\n'
+        f'<text x="{_W / 2}" y="{_H - 12}" text-anchor="middle">rollout (green: success)</text>\n'
+        f'<text x="{_PAD - 6}" y="{_PAD + 4}" text-anchor="end">{top}</text>\n'
+        f'<text x="14" y="{_H / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {_H / 2})">steps</text>\n</svg>\n'
+    )
+    return "".join(parts)
