@@ -202,6 +202,7 @@ def _stamp(msg: Any) -> int:
 
 @pytest.mark.ros
 def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.time import Time
     from sensor_msgs.msg import JointState
 
@@ -238,6 +239,16 @@ def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
             ev.header.stamp = now.to_msg()
             rollout.publish(ev)
             return now.nanoseconds
+
+        diags = h.inbox(DiagnosticArray, "/diagnostics")
+
+        def ring_diag(arrays: list[Any]) -> dict[str, str] | None:
+            for arr in reversed(arrays):
+                for status in arr.status:
+                    values = {kv.key: kv.value for kv in status.values}
+                    if status.name == "recorder: recorder" and int(values.get("ring.aged", 0)) > 0:
+                        return values
+            return None
 
         h.probe.create_timer(0.01, tick)
         h.wait(lambda: not rec.pending and not rec.optional, 10.0, "the recorder to subscribe")
@@ -280,22 +291,36 @@ def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
         closed = h.call(SaveHighlight, "/recorder/save_highlight", SaveHighlight.Request())
         assert closed.success and closed.episode_index == 2, closed.message
         assert "closed" in closed.message and rec.writer.current is None
-        assert 1.4 < closed.duration_s < 1.9, closed
+        assert 1.4 < closed.duration_s < 2.5, closed
         assert closed.message_count > res2.message_count + 100
         assert rec.writer.flush(10.0)
         stats = rec.writer.stats()
         _n, _size, span = rec.ring.state()
         assert span <= 2.0 and rec.ring.aged > 0
+        h.wait(lambda: ring_diag(diags.messages()) is not None, 5.0, "ring diagnostics")
+        diag = ring_diag(diags.messages())
+        assert float(diag["ring_s"]) <= 2.0 and int(diag["ring.aged"]) > 0, diag
+        assert int(diag["ring_messages"]) > 300 and diag["ring.evicted"] == "0", diag
+        # A highlight still recording when the recorder shuts down is saved, not discarded.
+        req3 = SaveHighlight.Request(seconds=0.3, continue_recording=True, task="left open")
+        left_open = h.call(SaveHighlight, "/recorder/save_highlight", req3)
+        assert left_open.success, left_open.message
+        time.sleep(0.3)
     for topic in (STATE, COMMAND):
         assert stats[topic].dropped == 0 and stats[topic].failed == 0
 
     paths = [Path(res.path), Path(closed.path)]
     assert [episode_status(p) for p in paths] == ["saved", "saved"]
+    assert episode_status(left_open.path) == "saved"
+    assert [m[3].type for m in read_episode(left_open.path)[-2:]] == [HIGHLIGHT, STOP]
     msgs = read_episode(paths[0])
     assert (msgs[0][0], msgs[0][3].type, msgs[0][3].task) == (EVENTS, START, "highlight one")
     assert [m[3].type for m in msgs[-2:]] == [HIGHLIGHT, STOP]
     assert len(msgs) == res.message_count
-    report = convert_bags(paths, tmp_path / "ds", "t/hl", fps=FPS, log=lambda _m: None)
+    # (a wider gap tolerance: the probe's 100 Hz timer stalls when the machine is busy)
+    report = convert_bags(
+        paths, tmp_path / "ds", "t/hl", fps=FPS, max_gap_s=0.5, log=lambda _m: None
+    )
     assert [e.status for e in report.episodes] == ["converted"] * 2, [
         str(e) for e in report.episodes
     ]
@@ -314,4 +339,4 @@ def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
     )
     grid = t0 + (np.arange(len(ep0)) * NS + FPS // 2) // FPS
     assert np.array_equal(flags, (grid >= t_on) & (grid < t_off))
-    assert 7 <= flags.sum() <= 11  # ~0.3 s at 30 fps
+    assert 6 <= flags.sum() <= 15  # ~0.3 s at 30 fps (the sleep takes longer on a busy machine)

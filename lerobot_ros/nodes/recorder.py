@@ -447,12 +447,18 @@ class RecorderNode(LeRobotNode):
         self.publish_diagnostics("recorder", level, message, values)
 
     def shutdown(self) -> None:
-        """An episode still open is ended as discarded (kept on disk) and every bag closed."""
-        if self.writer.current is not None:
+        """An episode still open is ended as discarded (kept on disk), except a highlight that
+        `continue_recording` kept open: its operator asked for it to be saved, so it is saved.
+        Every bag is closed."""
+        current = self.writer.current
+        if current is not None:
             with contextlib.suppress(Exception):  # the context may be down already (SIGTERM)
-                self.stop_episode(
-                    "shutdown", discard=True, detail="recorder shut down mid-episode", keep=True
-                )
+                if current.highlight:
+                    self.stop_episode("shutdown", detail="saved: recorder shut down")
+                else:
+                    self.stop_episode(
+                        "shutdown", discard=True, detail="recorder shut down mid-episode", keep=True
+                    )
         if not self.writer.close(timeout=60.0):
             self.get_logger().error("bag writer did not finish within 60 s")
 
