@@ -200,6 +200,18 @@ def _stamp(msg: Any) -> int:
     return msg.header.stamp.sec * NS + msg.header.stamp.nanosec
 
 
+def _flags_expected(msgs: list[Any], n: int, on_ns: int, off_ns: int) -> np.ndarray:
+    """The converter's frame times for a one-episode bag, computed from the bag: t_k = t0 +
+    k / fps, t0 the later of EPISODE_START and the first state / command sample; flagged in
+    [on, off)."""
+    t0 = max(
+        _stamp(msgs[0][3]),
+        *(min(_stamp(m[3]) for m in msgs if m[0] == topic) for topic in (STATE, COMMAND)),
+    )
+    grid = t0 + (np.arange(n) * NS + FPS // 2) // FPS
+    return (grid >= on_ns) & (grid < off_ns)
+
+
 @pytest.mark.ros
 def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
     from diagnostic_msgs.msg import DiagnosticArray
@@ -220,6 +232,7 @@ def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
             ring_seconds=2.0,
         )
     ]
+    spans: list[tuple[int, int]] = []  # (on, off) of the interventions, one per episode
     with GraphHarness(specs, domain_id) as h:
         rec = h.nodes["recorder"]
         assert h.probe is not None
@@ -254,12 +267,13 @@ def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
         h.wait(lambda: not rec.pending and not rec.optional, 10.0, "the recorder to subscribe")
         refused = h.call(SaveHighlight, "/recorder/save_highlight", SaveHighlight.Request())
         assert not refused.success and "task is empty" in refused.message
-        time.sleep(2.4)
-        t_on = intervention(INTERVENTION_START)
-        time.sleep(0.3)
-        t_off = intervention(INTERVENTION_END)
-        time.sleep(0.3)  # ~3 s of traffic; the ring (2 s) dropped the oldest
 
+        # Episode 0, a highlight: an intervention inside its 1 s window.
+        time.sleep(2.4)
+        on = intervention(INTERVENTION_START)
+        time.sleep(0.3)
+        spans.append((on, intervention(INTERVENTION_END)))
+        time.sleep(0.3)  # ~3 s of traffic; the ring (2 s) dropped the oldest
         req = SaveHighlight.Request(seconds=1.0, task="highlight one")
         t_call = clock.now().nanoseconds
         res = h.call(SaveHighlight, "/recorder/save_highlight", req)
@@ -269,25 +283,35 @@ def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
         assert t_call - 1.1 * NS < start < end <= clock.now().nanoseconds
         assert 0.9 < (end - start) / 1e9 <= 1.0
         assert res.message_count > 100 and res.path.endswith("episode_000000")
-
         bad = h.call(
             SaveHighlight, "/recorder/save_highlight", SaveHighlight.Request(seconds=-1.0, task="t")
         )
         assert not bad.success and "seconds = -1.0" in bad.message
-        # Another episode open: refused, and the recorder is left as it was.
-        assert h.call(
-            StartEpisode, "/recorder/start_episode", StartEpisode.Request(task="x")
-        ).success
-        busy = h.call(SaveHighlight, "/recorder/save_highlight", req)
-        assert not busy.success and "episode 1 is recording" in busy.message
-        assert h.call(StopEpisode, "/recorder/stop_episode", StopEpisode.Request()).success
 
-        # continue_recording: 0.5 s from the ring, then live until the next call closes it.
+        # Episode 1, a live one, begins during an intervention (carried into its bag).
+        on = intervention(INTERVENTION_START)
+        time.sleep(0.2)
+        start_req = StartEpisode.Request(task="live")
+        assert h.call(StartEpisode, "/recorder/start_episode", start_req).success
+        busy = h.call(SaveHighlight, "/recorder/save_highlight", req)  # another episode open
+        assert not busy.success and "episode 1 is recording" in busy.message
+        time.sleep(0.3)
+        spans.append((on, intervention(INTERVENTION_END)))
+        time.sleep(0.3)
+        live = h.call(StopEpisode, "/recorder/stop_episode", StopEpisode.Request())
+        assert live.success, live.message
+
+        # Episode 2, continue_recording: 0.5 s from the ring, then live until the next call
+        # closes it; the intervention began before its window.
+        on = intervention(INTERVENTION_START)
+        time.sleep(0.7)
         req2 = SaveHighlight.Request(seconds=0.5, continue_recording=True, task="highlight two")
         res2 = h.call(SaveHighlight, "/recorder/save_highlight", req2)
         assert res2.success and res2.episode_index == 2, res2.message
         assert rec.writer.current is not None and rec.writer.current.highlight
-        time.sleep(1.0)
+        time.sleep(0.5)
+        spans.append((on, intervention(INTERVENTION_END)))
+        time.sleep(0.5)
         closed = h.call(SaveHighlight, "/recorder/save_highlight", SaveHighlight.Request())
         assert closed.success and closed.episode_index == 2, closed.message
         assert "closed" in closed.message and rec.writer.current is None
@@ -301,6 +325,7 @@ def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
         diag = ring_diag(diags.messages())
         assert float(diag["ring_s"]) <= 2.0 and int(diag["ring.aged"]) > 0, diag
         assert int(diag["ring_messages"]) > 300 and diag["ring.evicted"] == "0", diag
+
         # A highlight still recording when the recorder shuts down is saved, not discarded.
         req3 = SaveHighlight.Request(seconds=0.3, continue_recording=True, task="left open")
         left_open = h.call(SaveHighlight, "/recorder/save_highlight", req3)
@@ -309,34 +334,35 @@ def test_save_highlight_over_dds(domain_id: int, tmp_path: Path) -> None:
     for topic in (STATE, COMMAND):
         assert stats[topic].dropped == 0 and stats[topic].failed == 0
 
-    paths = [Path(res.path), Path(closed.path)]
-    assert [episode_status(p) for p in paths] == ["saved", "saved"]
+    paths = [Path(res.path), Path(live.path), Path(closed.path)]
+    assert [episode_status(p) for p in paths] == ["saved"] * 3
     assert episode_status(left_open.path) == "saved"
     assert [m[3].type for m in read_episode(left_open.path)[-2:]] == [HIGHLIGHT, STOP]
-    msgs = read_episode(paths[0])
+    bags = [read_episode(p) for p in paths]
+    msgs = bags[0]
     assert (msgs[0][0], msgs[0][3].type, msgs[0][3].task) == (EVENTS, START, "highlight one")
     assert [m[3].type for m in msgs[-2:]] == [HIGHLIGHT, STOP]
     assert len(msgs) == res.message_count
+    for carried in bags[1:]:  # the intervention START comes right after EPISODE_START
+        assert carried[1][0] == "/rollout/events" and carried[1][3].type == INTERVENTION_START
+        assert _stamp(carried[1][3]) < _stamp(carried[0][3])  # stamped before the episode
+
     # (a wider gap tolerance: the probe's 100 Hz timer stalls when the machine is busy)
     report = convert_bags(
         paths, tmp_path / "ds", "t/hl", fps=FPS, max_gap_s=0.5, log=lambda _m: None
     )
-    assert [e.status for e in report.episodes] == ["converted"] * 2, [
+    assert [e.status for e in report.episodes] == ["converted"] * 3, [
         str(e) for e in report.episodes
     ]
     frames = [e.frames for e in report.converted]
-    assert 27 <= frames[0] <= 31 and 40 <= frames[1] <= 57, frames
+    assert 27 <= frames[0] <= 31 and 40 <= frames[2] <= 60, frames
     info = json.loads((tmp_path / "ds/meta/info.json").read_text())
     assert info["features"]["intervention"] == {"dtype": "bool", "shape": [1], "names": None}
     table = pq.read_table(sorted((tmp_path / "ds/data").glob("*/*.parquet"))[0]).to_pydict()
-    ep0 = [i for i, e in enumerate(table["episode_index"]) if e == 0]
-    flags = np.array([table["intervention"][i] for i in ep0])
-    # Frame times on the episode's grid: t_k = t0 + k / fps, t0 the later of the window start
-    # and the first sample (here: the first state/command message of the window).
-    t0 = max(
-        _stamp(msgs[0][3]),  # EPISODE_START: the window's start
-        *(min(_stamp(m[3]) for m in msgs if m[0] == topic) for topic in (STATE, COMMAND)),
-    )
-    grid = t0 + (np.arange(len(ep0)) * NS + FPS // 2) // FPS
-    assert np.array_equal(flags, (grid >= t_on) & (grid < t_off))
-    assert 6 <= flags.sum() <= 15  # ~0.3 s at 30 fps (the sleep takes longer on a busy machine)
+    for ep, (bag, (on, off)) in enumerate(zip(bags, spans, strict=True)):
+        rows = [i for i, e in enumerate(table["episode_index"]) if e == ep]
+        flags = np.array([table["intervention"][i] for i in rows])
+        assert np.array_equal(flags, _flags_expected(bag, len(rows), on, off)), ep
+        assert flags.any() and not flags.all(), ep
+    assert table["intervention"][0] is False  # episode 0: it began after the window's start
+    assert all(table["intervention"][i] for i in (frames[0], frames[0] + frames[1]))  # 1, 2

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+from collections import deque
 from typing import Any
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 
 from lerobot_msgs.msg import EpisodeEvent
 from lerobot_msgs.srv import DiscardEpisode, SaveHighlight, StartEpisode, StopEpisode
@@ -157,6 +159,11 @@ class RecorderNode(LeRobotNode):
         self.unrecordable: dict[str, str] = {}  # topic -> why (type without a definition)
         self._subs: list[Any] = []
         self._ring_evicted = 0  # ring.evicted at the last diagnostics
+        # Other nodes' EpisodeEvent topics (/rollout/events ...) and their latest intervention
+        # events, (stamp, topic, bytes, type): an intervention in progress when an episode
+        # begins is carried into its bag (EpisodeBagWriter.start_episode's `carry`).
+        self._event_topics: set[str] = set()
+        self._interventions: deque[tuple[int, str, bytes, int]] = deque(maxlen=256)
 
         self.create_service(StartEpisode, "~/start_episode", self._srv_start)
         self.create_service(StopEpisode, "~/stop_episode", self._srv_stop)
@@ -208,6 +215,8 @@ class RecorderNode(LeRobotNode):
                 )
             )
             self.subscribed[topic] = msgtype
+            if msgtype == "lerobot_msgs/msg/EpisodeEvent":
+                self._event_topics.add(topic)
             self._found(topic)
             self.get_logger().info(
                 f"recording {topic} ({msgtype}, {profile.reliability.name.lower()}, "
@@ -242,7 +251,30 @@ class RecorderNode(LeRobotNode):
         stamp = self.writer.header_stamp(topic, data)
         if self.ring is not None:
             self.ring.add(topic, data, t_ns, stamp)
+        if topic in self._event_topics:
+            self._note_intervention(topic, data, stamp)
         self.writer.write(topic, data, t_ns, stamp)
+
+    def _note_intervention(self, topic: str, data: bytes, stamp: int | None) -> None:
+        try:
+            kind = deserialize_message(data, EpisodeEvent).type  # rare, small messages
+        except Exception:
+            return
+        if kind in (EpisodeEvent.INTERVENTION_START, EpisodeEvent.INTERVENTION_END):
+            self._interventions.append((stamp or 0, topic, data, kind))
+
+    def _open_interventions(self, at_ns: int) -> list[tuple[str, bytes]]:
+        """Per topic, its latest intervention event stamped before `at_ns`, if a START (still
+        on then). A live episode's `late` rule (and a highlight's) would leave it out."""
+        latest: dict[str, tuple[int, bytes, int]] = {}
+        for stamp, topic, data, kind in self._interventions:
+            if stamp < at_ns and stamp >= latest.get(topic, (-1, b"", 0))[0]:
+                latest[topic] = (stamp, data, kind)
+        return [
+            (topic, data)
+            for topic, (_s, data, kind) in latest.items()
+            if kind == EpisodeEvent.INTERVENTION_START
+        ]
 
     # --- episodes ------------------------------------------------------------------------------
     def _now_ns(self) -> int:
@@ -265,7 +297,9 @@ class RecorderNode(LeRobotNode):
             return False, f"episode {current.index} is recording: stop or discard it first", None
         t = self._now_ns()
         detail = str(self.writer.session_dir / f"episode_{len(self.writer.episodes):06d}")
-        ep = self.writer.start_episode(task, t, source=source, detail=detail)
+        ep = self.writer.start_episode(
+            task, t, source=source, detail=detail, carry=self._open_interventions(t)
+        )
         self._publish_event(EpisodeEvent.EPISODE_START, ep, t, source, detail)
         self.get_logger().info(f"episode {ep.index} started: {task!r} -> {ep.path}")
         return True, f"episode {ep.index} recording to {ep.path}", ep
@@ -330,6 +364,7 @@ class RecorderNode(LeRobotNode):
             source=source,
             detail=detail,
             highlight_detail=what,
+            carry=self._open_interventions(sel.start_ns),
         )
         self._publish_event(EpisodeEvent.EPISODE_START, ep, sel.start_ns, source, detail)
         if not continue_recording:

@@ -8,9 +8,10 @@ t_k lies in [start, end) of an intervention.
 
 The events of all topics are read as one state machine in stamp order: START opens an
 intervention (a second START while open changes nothing), END closes it. An episode that ends
-with an intervention open is flagged to its end. An END that comes before any START of the
-episode means the intervention was on when the episode began (its START was published before
-EPISODE_START and not recorded in this bag): flagged from the first frame.
+with an intervention open is flagged to its end. One that began during an intervention has its
+START stamped before EPISODE_START (our recorder carries it into the bag; bag.read_episodes
+carries it across episodes of one bag): flagged from the first frame. Without it (a bag from
+elsewhere), an END before any START means the same.
 
 Dtype: `{"dtype": "bool", "shape": [1], "names": None}`. Upstream LeRobot 0.4.4 writes per-frame
 flags this way itself (`next.done` in lerobot/rl/gym_manipulator.py and rl/buffer.py), its

@@ -312,9 +312,18 @@ class EpisodeBagWriter:
         return self._current
 
     def start_episode(
-        self, task: str, t_ns: int, source: str = "", detail: str = ""
+        self,
+        task: str,
+        t_ns: int,
+        source: str = "",
+        detail: str = "",
+        carry: Sequence[tuple[str, bytes]] = (),
     ) -> EpisodeInfo:
-        """Open the next episode's bag; its first message is EPISODE_START with `task`."""
+        """Open the next episode's bag; its first message is EPISODE_START with `task`.
+        `carry`: (topic, CDR bytes) of state received before the episode that still holds at
+        its start (an intervention in progress): logged right after EPISODE_START with their
+        own, earlier stamps, past the `late` rule (see _push_carried)."""
+        self._check_topics(topic for topic, _data in carry)
         with self._cond:
             if self._closed:
                 raise RuntimeError("writer is closed")
@@ -328,8 +337,23 @@ class EpisodeBagWriter:
             event = self.types.event(EPISODE_START, t_ns, index, task, source, detail)
             self._queue.append(("open", ep))
             self._push_event(ep, event, t_ns)
+            self._push_carried(ep, carry, t_ns)
             self._cond.notify_all()
         return ep
+
+    def _check_topics(self, topics: Iterable[str]) -> None:
+        for topic in set(topics):
+            if topic not in self._stamped:
+                raise KeyError(f"topic {topic} was not added")
+
+    def _push_carried(self, ep: EpisodeInfo, carry: Sequence[tuple[str, bytes]], t: int) -> None:
+        # Logged at the episode's start (so they follow EPISODE_START); never dropped, like
+        # events. The converter reads an intervention START stamped before the episode as
+        # "on from the first frame".
+        for topic, data in carry:
+            self._stats[topic].received += 1
+            self._queue.append(("msg", topic, t, data, EVENT))
+            ep.message_count += 1
 
     def start_highlight(
         self,
@@ -341,6 +365,7 @@ class EpisodeBagWriter:
         source: str = "",
         detail: str = "",
         highlight_detail: str = "",
+        carry: Sequence[tuple[str, bytes]] = (),
     ) -> EpisodeInfo:
         """Open an episode made of messages received before now (the highlight ring buffer).
 
@@ -351,7 +376,8 @@ class EpisodeBagWriter:
         With `stop_ns` the episode ends at once: HIGHLIGHT_SAVED, then EPISODE_STOP, both
         stamped `stop_ns` (>= the last entry's receive time, so they come last). Without it the
         episode stays open, live `write()`s go on into it, and `stop_episode` ends it the same
-        way (HIGHLIGHT_SAVED with `highlight_detail`, then EPISODE_STOP).
+        way (HIGHLIGHT_SAVED with `highlight_detail`, then EPISODE_STOP). `carry`: as in
+        start_episode, the state that held at `start_ns`.
 
         The entries were received already and the ring holds them anyway (the same bytes
         objects): they are queued past the live queue bounds, never dropped, and counted apart
@@ -359,9 +385,7 @@ class EpisodeBagWriter:
         """
         if not entries:
             raise ValueError("a highlight needs at least one message")
-        for topic in {e[0] for e in entries}:
-            if topic not in self._stamped:
-                raise KeyError(f"topic {topic} was not added")
+        self._check_topics([e[0] for e in entries] + [topic for topic, _data in carry])
         with self._cond:
             if self._closed:
                 raise RuntimeError("writer is closed")
@@ -378,6 +402,7 @@ class EpisodeBagWriter:
             event = self.types.event(EPISODE_START, start_ns, index, task, source, detail)
             self._queue.append(("open", ep))
             self._push_event(ep, event, start_ns)
+            self._push_carried(ep, carry, start_ns)
             for topic, t_ns, data in entries:
                 self._stats[topic].received += 1
                 self._ring_msgs += 1
