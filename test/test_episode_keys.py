@@ -187,6 +187,9 @@ def test_keys_drive_the_recorder_rollout_and_estop(domain_id: int, tmp_path: Pat
             h.wait(lambda: requests["estop"] and len(estop) > 0, 5.0, "the e-stop")
             assert rec.writer.flush(5.0)
             pressed = list(keys.pressed)
+            # (this recorder's ring is off: its own save_highlight says so)
+            off = h.call(SaveHighlight, "/recorder/save_highlight", SaveHighlight.Request(task="t"))
+            assert not off.success and "ring buffer is off: set ring_seconds > 0" in off.message
     finally:
         after = termios.tcgetattr(slave)
         os.close(master)
