@@ -40,6 +40,7 @@ setup(
             "policy_runner = lerobot_ros.nodes.policy_runner:main",
             "train = lerobot_ros.core.training.cli:main",
             "recorder = lerobot_ros.nodes.recorder:main",
+            "rollout = lerobot_ros.nodes.rollout:main",
             "episode_keys = lerobot_ros.nodes.episode_keys:main",
             "sim_demo = lerobot_ros.demo:main",
         ],

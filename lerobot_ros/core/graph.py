@@ -309,3 +309,127 @@ def policy_graph(args: PolicyGraphArgs) -> list[NodeSpec]:
         ),
     ]
     return specs
+
+
+# --- rollout: the policy graph + a strategy (recorder, leader and teleop as it needs) ----------
+
+# The teleop mapping that the rollout node needs to drive the leader to the follower's pose
+# (leader = (follower - offset) / scale); copied from the parameter file's /teleop section.
+TELEOP_MAPPING = ("leader_joints", "follower_joints", "scale", "offset")
+# A watchdog source that nobody publishes: DAgger switches to it to hold the follower at once
+# while the leader is aligned (the rollout node's `hold_source`).
+HOLD_SOURCE = "hold"
+WATCHDOG_SOURCES = ["teleop", "chunk_player", "ee_teleop"]  # the watchdog's default `sources`
+
+
+@dataclass(frozen=True)
+class RolloutGraphArgs(PolicyGraphArgs):
+    """Launch arguments of rollout.launch.py: the policy graph's (its `mode` is the launch
+    argument `inference`), plus the strategy, where bags go and the highlight ring's length."""
+
+    strategy: str = "base"
+    output_dir: str = ""  # empty = the params file's recorder.output_dir
+    highlight_s: float = 20.0  # strategy highlight: seconds the recorder's ring buffer keeps
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str]) -> RolloutGraphArgs:
+        from lerobot_ros.core.policies.runner import SCHEDULES
+        from lerobot_ros.core.rollout import STRATEGIES
+
+        own = ("strategy", "output_dir", "highlight_s", "inference")
+        if "mode" in values:
+            raise ParameterError("mode", values["mode"], "use the argument 'inference'")
+        base = PolicyGraphArgs.from_strings({k: v for k, v in values.items() if k not in own})
+        strategy = values.get("strategy", cls.strategy)
+        if strategy not in STRATEGIES:
+            raise ParameterError("strategy", strategy, f"must be one of {STRATEGIES.names()}")
+        inference = values.get("inference", "")
+        if inference and inference not in SCHEDULES:
+            raise ParameterError(
+                "inference", inference, f"must be one of {SCHEDULES.names()} (or empty)"
+            )
+        text = values.get("highlight_s", str(cls.highlight_s))
+        try:
+            highlight_s = float(text)
+        except ValueError:
+            highlight_s = float("nan")
+        if not highlight_s > 0 or highlight_s == float("inf"):
+            raise ParameterError("highlight_s", text, "must be a finite number of seconds > 0")
+        return cls(
+            **{f.name: getattr(base, f.name) for f in fields(PolicyGraphArgs) if f.name != "mode"},
+            mode=inference,
+            strategy=strategy,
+            output_dir=values.get("output_dir", ""),
+            highlight_s=highlight_s,
+        )
+
+
+def _file_parameters(params_file: str, fqn: str) -> dict[str, Any]:
+    import yaml
+
+    with open(params_file) as f:
+        return yaml_parameters(yaml.safe_load(f) or {}, fqn)
+
+
+def rollout_graph(args: RolloutGraphArgs) -> list[NodeSpec]:
+    """policy_graph + /rollout running `args.strategy`, plus what the strategy's flags ask for:
+    /recorder (episodes or a highlight ring buffer) and, for interventions (DAgger), the leader
+    arm and /teleop, which the watchdog forwards only while a human corrects, and the silent
+    watchdog source `hold` that holds the follower while the leader is aligned."""
+    from lerobot_ros.core.rollout import STRATEGIES
+
+    strategy = STRATEGIES.get(args.strategy)
+    human = getattr(args, "input", "leader")  # who else could drive: only the leader takes over
+    if strategy.interventions and human != "leader":
+        raise ParameterError("input", human, f"strategy {args.strategy} needs input:=leader")
+    specs = policy_graph(args)
+    files = specs[0].param_files
+    rollout: dict[str, Any] = {"strategy": args.strategy}
+    if args.task:
+        rollout["task"] = args.task
+    if strategy.interventions:
+        teleop = {s.name: s for s in teleop_graph(args)}
+        at = [s.name for s in specs].index("follower") + 1
+        specs[at:at] = [teleop["leader"], teleop["teleop"]]
+        mapping = _file_parameters(files[0], "/teleop")
+        rollout.update({k: mapping[k] for k in TELEOP_MAPPING if k in mapping})
+        sources = list(_file_parameters(files[0], "/watchdog").get("sources", WATCHDOG_SOURCES))
+        specs = [
+            replace(s, parameters={**s.parameters, "sources": [*sources, HOLD_SOURCE]})
+            if s.name == "watchdog" and HOLD_SOURCE not in sources
+            else s
+            for s in specs
+        ]
+        rollout["hold_source"] = HOLD_SOURCE
+        if args.sim:
+            rollout["takeover_motion"] = 0.0  # the scripted leader moves by itself
+    if strategy.records_episodes or strategy.ring_buffer:
+        topics = recorded_topics(args.cameras)
+        if not strategy.interventions:
+            topics.remove("/leader/joint_states")  # no leader arm in this graph
+        if "/rollout/events" not in topics:
+            topics.insert(topics.index("/recorder/events"), "/rollout/events")
+        recorder: dict[str, Any] = {"topics": topics}
+        if args.output_dir:
+            recorder["output_dir"] = args.output_dir
+        if strategy.ring_buffer:
+            recorder["ring_seconds"] = float(args.highlight_s)
+        specs.append(
+            NodeSpec(
+                "recorder",
+                "recorder",
+                param_files=files,
+                parameters=recorder,
+                in_process="lerobot_ros.nodes.recorder:RecorderNode",
+            )
+        )
+    specs.append(
+        NodeSpec(
+            "rollout",
+            "rollout",
+            param_files=files,
+            parameters=rollout,
+            in_process="lerobot_ros.nodes.rollout:RolloutNode",
+        )
+    )
+    return specs

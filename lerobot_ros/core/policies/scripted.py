@@ -67,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "action_names": SO_ARM_FEATURES,
     "image_keys": ["observation.images.front"],
     # Around the pose at reset(): degrees for the arm joints, 0-100 for the gripper.
-    "amplitude": [20.0, 15.0, 15.0, 15.0, 20.0, 10.0],
+    "amplitude": [20.0, 15.0, 15.0, 15.0, 20.0, 5.0],
     "period_s": 6.0,
     "max_speed": [30.0, 30.0, 30.0, 30.0, 30.0, 50.0],  # units/s along a chunk
 }
