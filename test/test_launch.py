@@ -1,7 +1,8 @@
 """launch/so101_teleop.launch.py through launch and launch_ros themselves: the Node actions it
 produces for several argument sets match `teleop_graph`, launch_ros turns their parameters into
 the files rcl reads, bad arguments stop the launch with a message naming the argument, and the
-simulated graph started by `launch.LaunchService` streams joint states and images.
+simulated graph started by `launch.LaunchService` streams joint states and images. The same
+checks of launch/rollout.launch.py against `rollout_graph`, one argument set per strategy.
 
 Skipped where launch_ros is not importable (it is on no package registry: a ROS 2 install or a
 source build provides it). test_graph.py checks the same graph without launch.
@@ -70,10 +71,12 @@ def installed(package: str) -> bool:
     return True
 
 
-def expand(arguments: dict[str, str]) -> tuple[LaunchContext, LaunchDescription, list[Node]]:
+def expand(
+    arguments: dict[str, str], launch_file: Path = LAUNCH_FILE
+) -> tuple[LaunchContext, LaunchDescription, list[Node]]:
     """Visit the launch description like `ros2 launch ... k:=v` does, up to the Node actions,
     and let launch_ros expand their names, parameters and remappings (no process starts)."""
-    ld = get_launch_description_from_python_launch_file(str(LAUNCH_FILE))
+    ld = get_launch_description_from_python_launch_file(str(launch_file))
     context = LaunchContext()
     context.launch_configurations.update(arguments)
     todo, nodes = list(ld.entities), []
@@ -359,3 +362,68 @@ def test_launched_sim_graph_streams(domain_id: int, fastdds_env: None) -> None:
         "wrist_roll",
         "gripper",
     ]
+
+
+# --- rollout.launch.py: the same checks against rollout_graph ---------------------------------
+
+ROLLOUT_LAUNCH = LAUNCH_FILE.parent / "rollout.launch.py"
+ROLLOUT_SETS = [
+    {"policy": "/ckpt"},
+    {"policy": "/ckpt", "strategy": "sentry", "output_dir": "/tmp/bags", "inference": "sync"},
+    {"policy": "me/act", "strategy": "highlight", "highlight_s": "30", "task": "sort"},
+    {"policy": "/ckpt", "strategy": "dagger", "task": "pick it", "cameras": "front,wrist"},
+    {"policy": "/ckpt", "strategy": "dagger", "sim": "false", "rviz": "true"},
+]
+
+
+def rollout_defaults() -> dict[str, str]:
+    """The declared arguments' defaults, as `ros2 launch` passes them when none is given."""
+    ld = get_launch_description_from_python_launch_file(str(ROLLOUT_LAUNCH))
+    context = LaunchContext()
+    return {
+        a.name: perform_substitutions(context, a.default_value) for a in ld.get_launch_arguments()
+    }
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ROLLOUT_SETS,
+    ids=lambda a: " ".join(f"{k}:={v}" for k, v in a.items()),
+)
+def test_rollout_nodes_match_the_graph(arguments: dict[str, str], fastdds_env: None) -> None:
+    from lerobot_ros.core.graph import RolloutGraphArgs, rollout_graph
+
+    context, _, nodes = expand(arguments, ROLLOUT_LAUNCH)
+    specs = rollout_graph(RolloutGraphArgs.from_strings({**rollout_defaults(), **arguments}))
+    assert [n.node_name for n in nodes] == [s.fqn for s in specs]
+    assert nodes[-1].node_name == "/rollout"
+    for node, spec in zip(nodes, specs, strict=True):
+        check_node(context, node, spec)
+
+
+def test_rollout_declared_arguments_are_the_graph_arguments(fastdds_env: None) -> None:
+    from lerobot_ros.core.graph import RolloutGraphArgs
+
+    ld = get_launch_description_from_python_launch_file(str(ROLLOUT_LAUNCH))
+    declared = ld.get_launch_arguments()
+    assert all(isinstance(a, DeclareLaunchArgument) and a.description.strip() for a in declared)
+    names = {a.name for a in declared}
+    assert {"strategy", "policy", "sim", "inference", "task", "output_dir"} <= names
+    assert RolloutGraphArgs.from_strings(rollout_defaults()) == RolloutGraphArgs()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("strategy", "yolo", ["base", "dagger", "highlight", "sentry"]),
+        ("inference", "async", ["rtc", "sync"]),
+        ("highlight_s", "-1", ["> 0"]),
+    ],
+)
+def test_rollout_bad_argument_names_argument_and_value(
+    name: str, value: str, words: list[str], fastdds_env: None
+) -> None:
+    with pytest.raises(ParameterError) as info:
+        expand({name: value}, ROLLOUT_LAUNCH)
+    assert (info.value.name, info.value.value) == (name, value)
+    assert all(word in str(info.value) for word in words)
