@@ -35,6 +35,8 @@ setup(
             "lerobot_ros_convert = lerobot_ros.core.dataset.cli:main",
             "lerobot_ros_eval = lerobot_ros.core.sim.evaluate:main",
             "teleop = lerobot_ros.nodes.teleop:main",
+            "ee_teleop = lerobot_ros.nodes.ee_teleop:main",
+            "visualizer = lerobot_ros.nodes.visualizer:main",
             "watchdog = lerobot_ros.nodes.watchdog:main",
             "chunk_player = lerobot_ros.nodes.chunk_player:main",
             "policy_runner = lerobot_ros.nodes.policy_runner:main",

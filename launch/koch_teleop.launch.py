@@ -3,6 +3,7 @@
     ros2 launch lerobot_ros koch_teleop.launch.py                 # simulated Koch
     ros2 launch lerobot_ros koch_teleop.launch.py sim:=false follower_port:=/dev/ttyUSB0 \\
         leader_port:=/dev/ttyUSB1
+    ros2 launch lerobot_ros koch_teleop.launch.py input:=gamepad rviz:=true   # config/koch.rviz
 """
 
 from pathlib import Path
@@ -13,13 +14,30 @@ from launch.substitutions import LaunchConfiguration
 
 from launch import LaunchDescription
 
-ARGUMENTS = ("sim", "cameras", "rviz", "params_file", "follower_port", "leader_port")
+ARGUMENTS = (
+    "sim",
+    "cameras",
+    "rviz",
+    "params_file",
+    "follower_port",
+    "leader_port",
+    "input",
+    "input_device",
+    "rqt",
+)
 
 
 def generate_launch_description() -> LaunchDescription:
     teleop = Path(__file__).with_name("so101_teleop.launch.py")
     forwarded = {name: LaunchConfiguration(name) for name in ARGUMENTS}
-    defaults = {"sim": "true", "cameras": "front", "rviz": "false", "params_file": ""}
+    defaults = {
+        "sim": "true",
+        "cameras": "front",
+        "rviz": "false",
+        "params_file": "",
+        "input": "leader",
+        "rqt": "false",
+    }
     return LaunchDescription(
         [
             *(

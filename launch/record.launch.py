@@ -23,6 +23,9 @@ ARGUMENTS = {
     "follower_port": ("", "Hardware: follower serial port; empty = the parameter file's."),
     "leader_port": ("", "Hardware: leader serial port; empty = the parameter file's."),
     "output_dir": ("", "Where the bags go; empty = the parameter file's recorder.output_dir."),
+    "input": ("leader", "Who drives the follower: leader, keyboard or gamepad (end-effector)."),
+    "input_device": ("", "keyboard: a tty (empty = a new xterm); gamepad: a joystick device."),
+    "rqt": ("false", "Start rqt with config/so101.perspective (monitor, plots, e-stop)."),
 }
 
 

@@ -31,6 +31,7 @@ ARGUMENTS = {
     "sim": ("true", "true: MuJoCo arm, scripted leader and rendered cameras; false: hardware."),
     "cameras": ("front", "Comma-separated camera names, each a node /cameras/<name>."),
     "rviz": ("false", "Start RViz with config/<robot>.rviz."),
+    "rqt": ("false", "Start rqt with config/so101.perspective (e-stop, save_highlight, plots)."),
     "params_file": ("", "Parameter YAML for every node; empty = config/<robot>.yaml."),
     "follower_port": ("", "Hardware: follower serial port; empty = the parameter file's."),
     "leader_port": ("", "Hardware (dagger): leader serial port; empty = the parameter file's."),

@@ -26,6 +26,7 @@ def node_action(spec: NodeSpec) -> Node:
         parameters=[*spec.param_files, dict(spec.parameters)],
         remappings=list(spec.remappings),
         arguments=list(spec.arguments),
+        prefix=spec.prefix or None,
         output="screen",
         emulate_tty=True,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import re
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,51 @@ def test_rviz_node_only_with_rviz(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert (ROOT / "config" / "so101.rviz").is_file()  # installed by setup.py's config/*
 
 
+@pytest.mark.parametrize("device", ["", "/dev/pts/7"])
+@pytest.mark.parametrize("source", ["keyboard", "gamepad"])
+def test_ee_input_replaces_leader_and_teleop_with_ee_teleop(source: str, device: str) -> None:
+    args = TeleopGraphArgs.from_strings({"input": source, "input_device": device})
+    assert (args.input, args.input_device) == (source, device)
+    nodes = by_name(teleop_graph(args))
+    assert list(nodes) == ["/follower", "/ee_teleop", "/watchdog", "/cameras/front",
+                           "/robot_state_publisher"]  # fmt: skip
+    ee = nodes["/ee_teleop"]
+    assert (ee.executable, ee.in_process) == (
+        "ee_teleop",
+        "lerobot_ros.nodes.ee_teleop:EeTeleopNode",
+    )
+    assert dict(ee.parameters) == {
+        "robot": "so101",
+        "input": source,
+        **({"device": device} if device else {}),
+    }
+    # ros2 launch gives a node no terminal: a keyboard without a device gets an xterm.
+    assert ee.prefix == ("xterm -e" if source == "keyboard" and not device else "")
+    assert nodes["/watchdog"].parameters["active_source"] == "ee_teleop"
+    assert "leader" not in teleop_graph(replace(args, rviz=True))[-2].parameters["arms"]
+
+
+def test_bad_input_names_the_argument() -> None:
+    with pytest.raises(ParameterError) as info:
+        TeleopGraphArgs.from_strings({"input": "joystick"})
+    assert info.value.name == "input" and "['leader', 'gamepad', 'keyboard']" in str(info.value)
+
+
+def test_visualizer_and_rqt_only_with_rviz_or_rqt() -> None:
+    assert "/visualizer" not in by_name(teleop_graph(TeleopGraphArgs()))
+    nodes = by_name(teleop_graph(TeleopGraphArgs.from_strings({"rqt": "true"})))
+    vis = nodes["/visualizer"]
+    assert dict(vis.parameters) == {"robot": "so101", "arms": ["follower", "leader"]}
+    assert vis.in_process == "lerobot_ros.nodes.visualizer:VisualizerNode"
+    rqt = nodes["/rqt"]
+    assert (rqt.package, rqt.executable, rqt.in_process) == ("rqt_gui", "rqt_gui", None)
+    assert rqt.arguments[0] == "--perspective-file"
+    assert Path(rqt.arguments[1]).parts[-2:] == ("config", "so101.perspective")
+    assert rqt.remappings == (("/diagnostics_agg", "/diagnostics"),)
+    koch = by_name(teleop_graph(TeleopGraphArgs(robot="koch", rviz=True)))
+    assert Path(koch["/rviz2"].arguments[1]).name == "koch.rviz"
+
+
 def test_params_file_argument(tmp_path: Path) -> None:
     custom = tmp_path / "mine.yaml"
     custom.write_text("/**:\n  ros__parameters: {}\n")
@@ -282,7 +327,9 @@ def node_param_specs() -> dict[str, list[ParamSpec]]:
     pytest.importorskip("rclpy")
     from lerobot_ros.nodes.arm import arm_params
     from lerobot_ros.nodes.camera import CAMERA_PARAMS
+    from lerobot_ros.nodes.ee_teleop import EE_TELEOP_PARAMS
     from lerobot_ros.nodes.teleop import TELEOP_PARAMS
+    from lerobot_ros.nodes.visualizer import VISUALIZER_PARAMS
     from lerobot_ros.nodes.watchdog import WATCHDOG_PARAMS
 
     return {
@@ -291,6 +338,8 @@ def node_param_specs() -> dict[str, list[ParamSpec]]:
         "teleop": list(TELEOP_PARAMS),
         "watchdog": list(WATCHDOG_PARAMS),
         "camera": list(CAMERA_PARAMS),
+        "ee_teleop": list(EE_TELEOP_PARAMS),
+        "visualizer": list(VISUALIZER_PARAMS),
     }
 
 
@@ -298,6 +347,8 @@ def our_nodes() -> list[NodeSpec]:
     """Every lerobot_ros node of the graph, hardware variant included (same parameter names)."""
     specs = teleop_graph(TeleopGraphArgs(cameras=("front", "wrist", "top")))
     specs += teleop_graph(TeleopGraphArgs(sim=False, cameras=("front",)))
+    # End-effector teleop and the visualizer (rviz / rqt).
+    specs += teleop_graph(TeleopGraphArgs(input="gamepad", cameras=(), rviz=True))
     return [s for s in specs if s.in_process]
 
 
@@ -404,6 +455,7 @@ def test_runner_starts_our_nodes_and_skips_the_rest() -> None:
         "/watchdog",
         "/cameras/front",
         "/cameras/wrist",
+        "/visualizer",
     ]
     assert [s.fqn for s in graph.skipped] == ["/robot_state_publisher", "/rviz2"]
 

@@ -60,6 +60,9 @@ DEFAULTS = {
     "params_file": "",
     "follower_port": "",
     "leader_port": "",
+    "input": "leader",
+    "input_device": "",
+    "rqt": "false",
 }
 
 
@@ -154,6 +157,8 @@ ARGUMENT_SETS = [
     {"sim": "false", "cameras": "front,wrist", "rviz": "true"},
     {"cameras": ""},
     {"cameras": "top,front", "rviz": "1", "sim": "no"},
+    {"input": "keyboard", "input_device": "/dev/pts/3", "rqt": "true", "rviz": "true"},
+    {"input": "gamepad", "cameras": ""},
 ]
 
 

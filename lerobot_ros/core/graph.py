@@ -32,6 +32,9 @@ class NodeSpec:
     parameters: Mapping[str, Any] = field(default_factory=dict)  # applied after the files
     remappings: tuple[tuple[str, str], ...] = ()
     arguments: tuple[str, ...] = ()
+    # Launch only: a command line put before the executable (e.g. "xterm -e" gives a node a
+    # terminal of its own); the in-process runner ignores it.
+    prefix: str = ""
     # "module:Class" for the in-process runner; None for nodes that only exist in a ROS 2
     # install (robot_state_publisher, rviz2), which the runner skips.
     in_process: str | None = None
@@ -64,6 +67,11 @@ class TeleopGraphArgs:
     params_file: str = ""  # empty = the robot's own config/<robot>.yaml
     follower_port: str = ""  # hardware: serial port; empty = the params file's
     leader_port: str = ""
+    # Who drives the follower: the leader arm, or end-effector teleop (ee_teleop) from a
+    # keyboard or gamepad; input_device is that device (empty = stdin / /dev/input/js0).
+    input: str = "leader"
+    input_device: str = ""
+    rqt: bool = False  # rqt with config/<robot>.perspective
 
     @classmethod
     def from_strings(cls, values: Mapping[str, str]) -> TeleopGraphArgs:
@@ -82,6 +90,9 @@ class TeleopGraphArgs:
                 raise ParameterError("cameras", cams, f"camera name {c!r} is not a valid ROS name")
         if len(set(names)) != len(names):
             raise ParameterError("cameras", cams, "camera names must be unique")
+        source = values.get("input", cls.input)
+        if source not in teleop_inputs():
+            raise ParameterError("input", source, f"must be one of {teleop_inputs()}")
         return cls(
             robot=robot,
             sim=_flag("sim", values.get("sim", "true")),
@@ -90,11 +101,26 @@ class TeleopGraphArgs:
             params_file=values.get("params_file", ""),
             follower_port=values.get("follower_port", ""),
             leader_port=values.get("leader_port", ""),
+            input=source,
+            input_device=values.get("input_device", ""),
+            rqt=_flag("rqt", values.get("rqt", "false")),
         )
 
 
+def teleop_inputs() -> list[str]:
+    """Valid `input` arguments: the leader arm, or an end-effector teleop input device."""
+    from lerobot_ros.core.input_devices import INPUT_DEVICES
+
+    return ["leader", *INPUT_DEVICES.names()]
+
+
+EE_TELEOP_SOURCE = "ee_teleop"  # the end-effector teleop node's name = its watchdog source
+
+
 def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
-    """Leader -> teleop -> watchdog -> follower, cameras, robot_state_publisher, RViz."""
+    """Leader -> teleop -> watchdog -> follower (or, with input keyboard / gamepad, ee_teleop ->
+    watchdog -> follower), cameras, robot_state_publisher; with rviz or rqt also the visualizer
+    (end-effector poses, watchdog text) and RViz / rqt."""
     robot = get_robot(args.robot)
     params = str(resolve(args.params_file or robot.params_file).absolute())
     if not resolve(params).is_file():
@@ -116,25 +142,37 @@ def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
             param_files=files,
             parameters=arm(args.follower_port),
             in_process="lerobot_ros.nodes.arm:FollowerNode",
-        ),
-        NodeSpec(
-            "leader",
-            "leader",
-            param_files=files,
-            parameters=arm(args.leader_port),
-            in_process="lerobot_ros.nodes.arm:LeaderNode",
-        ),
-        NodeSpec(
-            "teleop", "teleop", param_files=files, in_process="lerobot_ros.nodes.teleop:TeleopNode"
-        ),
-        NodeSpec(
-            "watchdog",
-            "watchdog",
-            param_files=files,
-            parameters={"robot": robot.name},
-            in_process="lerobot_ros.nodes.watchdog:WatchdogNode",
-        ),
+        )
     ]
+    watchdog: dict[str, Any] = {"robot": robot.name}
+    if args.input == "leader":
+        specs += [
+            NodeSpec(
+                "leader",
+                "leader",
+                param_files=files,
+                parameters=arm(args.leader_port),
+                in_process="lerobot_ros.nodes.arm:LeaderNode",
+            ),
+            NodeSpec(
+                "teleop",
+                "teleop",
+                param_files=files,
+                in_process="lerobot_ros.nodes.teleop:TeleopNode",
+            ),
+        ]
+    else:
+        specs.append(ee_teleop_spec(args, robot.name, files))
+        watchdog["active_source"] = EE_TELEOP_SOURCE
+    specs.append(
+        NodeSpec(
+            "watchdog",
+            "watchdog",
+            param_files=files,
+            parameters=watchdog,
+            in_process="lerobot_ros.nodes.watchdog:WatchdogNode",
+        )
+    )
     specs += [
         NodeSpec(
             cam,
@@ -155,6 +193,17 @@ def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
             remappings=(("joint_states", "/follower/joint_states"),),
         )
     )
+    if args.rviz or args.rqt:  # what only they show: end-effector poses, watchdog text
+        arms = ["follower", "leader"] if args.input == "leader" else ["follower"]
+        specs.append(
+            NodeSpec(
+                "visualizer",
+                "visualizer",
+                param_files=files,
+                parameters={"robot": robot.name, "arms": arms},
+                in_process="lerobot_ros.nodes.visualizer:VisualizerNode",
+            )
+        )
     if args.rviz:
         specs.append(
             NodeSpec(
@@ -164,7 +213,39 @@ def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
                 arguments=("-d", str(resolve(robot.rviz_config))),
             )
         )
+    if args.rqt:
+        specs.append(
+            NodeSpec(
+                "rqt",
+                "rqt_gui",
+                package="rqt_gui",
+                arguments=("--perspective-file", str(resolve(robot.rqt_perspective))),
+                # rqt_robot_monitor reads the aggregator's /diagnostics_agg; without an
+                # aggregator the raw /diagnostics (every node's status) is shown instead.
+                remappings=(("/diagnostics_agg", "/diagnostics"),),
+            )
+        )
     return specs
+
+
+def ee_teleop_spec(args: TeleopGraphArgs, robot: str, files: tuple[str, ...]) -> NodeSpec:
+    """The end-effector teleop node for `args.input` (keyboard or gamepad).
+
+    A node started by ros2 launch has no terminal (its stdin is a pipe), so a keyboard without
+    an `input_device` gets one of its own: launch starts it in an xterm. The in-process runner
+    ignores the prefix and reads the keys from its own terminal.
+    """
+    parameters: dict[str, Any] = {"robot": robot, "input": args.input}
+    if args.input_device:
+        parameters["device"] = args.input_device
+    return NodeSpec(
+        EE_TELEOP_SOURCE,
+        "ee_teleop",
+        param_files=files,
+        parameters=parameters,
+        prefix="xterm -e" if args.input == "keyboard" and not args.input_device else "",
+        in_process="lerobot_ros.nodes.ee_teleop:EeTeleopNode",
+    )
 
 
 def yaml_parameters(data: Mapping[str, Any], fqn: str) -> dict[str, Any]:
@@ -241,7 +322,10 @@ def record_graph(args: RecordGraphArgs) -> list[NodeSpec]:
     """teleop_graph + /recorder, which records the graph's topics (one topic pair per camera)."""
     specs = teleop_graph(args)
     files = specs[0].param_files  # the follower's: the robot's (or the given) parameter file
-    parameters: dict[str, Any] = {"topics": recorded_topics(args.cameras)}
+    topics = recorded_topics(args.cameras)
+    if args.input != "leader":
+        topics.remove("/leader/joint_states")  # end-effector teleop: no leader arm
+    parameters: dict[str, Any] = {"topics": topics}
     if args.output_dir:
         parameters["output_dir"] = args.output_dir
     specs.append(

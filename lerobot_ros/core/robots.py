@@ -33,6 +33,9 @@ class RobotProfile:
     # Parameter file with every node's settings for this robot.
     params_file: str = "config/so101.yaml"
     rviz_config: str = "config/so101.rviz"
+    # rqt perspective (robot monitor, joint plots, camera, e-stop / highlight services); the
+    # arms share joint names and topics, so one file serves them all.
+    rqt_perspective: str = "config/so101.perspective"
 
     def urdf_path(self) -> Path:
         return resolve(self.urdf)
@@ -56,7 +59,11 @@ def _so100() -> RobotProfile:
 @ROBOTS.register("koch")
 def _koch() -> RobotProfile:
     return RobotProfile(
-        name="koch", urdf="urdf/koch.urdf", joint_names=SO_ARM_JOINTS, hardware_backend="dynamixel"
+        name="koch",
+        urdf="urdf/koch.urdf",
+        joint_names=SO_ARM_JOINTS,
+        hardware_backend="dynamixel",
+        rviz_config="config/koch.rviz",
     )
 
 
