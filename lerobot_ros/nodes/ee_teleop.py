@@ -160,7 +160,6 @@ class EeTeleopNode(LeRobotNode):
             # At most ~3 key presses queued per axis: released keys stop the arm promptly.
             max_queue=[3.0 * s for s in [*steps, self.p["key_gripper_step"]]],
         )
-        self.device = self._make_device()
 
         self._measured: dict[str, float] | None = None
         self._watchdog: WatchdogState | None = None
@@ -183,6 +182,8 @@ class EeTeleopNode(LeRobotNode):
         )
         self.create_timer(1.0 / self.p["rate"], self._tick, callback_group=group)
         self.create_timer(self.p["diagnostics_period"], self._diagnostics, callback_group=group)
+        # Last: a keyboard switches its terminal's mode on open, which only shutdown() undoes.
+        self.device = self._make_device()
         self.device.start()
         self.get_logger().info(
             f"ee_teleop: {self.p['input']} on {self.device.path}, tip '{self.p['ee_frame']}', "
