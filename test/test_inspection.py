@@ -191,6 +191,15 @@ def test_perspective_structure() -> None:
         assert set(keys) <= RQT_PLUGIN_KEYS[plugin_id], (plugin_id, serial, keys)
 
 
+def test_package_xml_depends_on_the_viewers_and_plugins() -> None:
+    """rosdep installs what rviz:=true / rqt:=true / input:=keyboard start."""
+    import xml.etree.ElementTree as ET
+
+    deps = {e.text for e in ET.parse(ROOT / "package.xml").getroot().iter("exec_depend")}
+    plugins = {plugin_id.split("/")[0] for plugin_id in running_plugins(load_perspective())}
+    assert deps >= {"rviz2", "rqt_gui", "rqt_gui_py", "xterm", *plugins}
+
+
 def perspective_references() -> tuple[dict[str, list[str]], dict[str, str], list[str]]:
     """({plotted topic: [field paths]}, {image topic: plugin}, [services])."""
     plots: dict[str, list[str]] = {}
