@@ -145,7 +145,7 @@ def test_sentry_rotates_episodes_without_pausing_control(
         def saved() -> list:
             return [e for e in rec.writer.episodes if e.status == "saved"]
 
-        h.wait(lambda: len(saved()) >= 3, 20.0, "3 rotated episodes")
+        h.wait(lambda: len(saved()) >= 3, 40.0, "3 rotated episodes")
         t_first = rec.writer.episodes[0].start_ns / 1e9
         t_third = saved()[2].stop_ns / 1e9
         estop(h, states)
