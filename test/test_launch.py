@@ -122,6 +122,25 @@ def cmd_text(context: LaunchContext, node: Node) -> list[str]:
     return out
 
 
+class _LaunchParamsLoader(yaml.SafeLoader):
+    """launch_ros evaluates list parameters to tuples and writes them with yaml.dump, i.e. as
+    `!!python/tuple` sequences; ROS's own parameter parser reads those as arrays (checked with
+    rclpy here), so the test reads them as lists too."""
+
+
+_LaunchParamsLoader.add_constructor(
+    "tag:yaml.org,2002:python/tuple", lambda loader, node: loader.construct_sequence(node)
+)
+
+
+def _lists(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value
+
+
 def check_node(context: LaunchContext, node: Node, spec: NodeSpec) -> None:
     assert (node.node_package, node.node_executable) == (spec.package, spec.executable)
     assert node.node_name == spec.fqn
@@ -134,9 +153,8 @@ def check_node(context: LaunchContext, node: Node, spec: NodeSpec) -> None:
     assert args[:-1] == [(f, True) for f in spec.param_files]
     overrides, is_file = args[-1]
     assert is_file
-    assert yaml.safe_load(Path(overrides).read_text()) == {
-        spec.fqn: {"ros__parameters": dict(spec.parameters)}
-    }
+    written = yaml.load(Path(overrides).read_text(), Loader=_LaunchParamsLoader)
+    assert written == {spec.fqn: {"ros__parameters": _lists(dict(spec.parameters))}}
 
     cmd = cmd_text(context, node)
     assert cmd[: len(spec.arguments)] == list(spec.arguments)
