@@ -9,7 +9,7 @@ Units are SI: radians for every joint (the gripper included), seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -104,6 +104,10 @@ ARM_BACKENDS.lazy("dynamixel", "lerobot_ros.core.hardware.arm")
 CAMERA_BACKENDS.lazy("sim", "lerobot_ros.core.sim")
 CAMERA_BACKENDS.lazy("opencv", "lerobot_ros.core.cameras.opencv")
 CAMERA_BACKENDS.lazy("realsense", "lerobot_ros.core.cameras.realsense")
+# name -> factory(scene) of a task whose trials a simulated follower runs (its `sim_task`):
+# `start(seed)` places the task's objects, `touching()` says whether it is solved.
+SIM_TASKS: Registry[Any] = Registry("sim task")
+SIM_TASKS.lazy("touch_cube", "lerobot_ros.core.sim.task")
 
 
 @dataclass

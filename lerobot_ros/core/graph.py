@@ -517,3 +517,73 @@ def rollout_graph(args: RolloutGraphArgs) -> list[NodeSpec]:
         )
     )
     return specs
+
+
+# --- closed loop in simulation: the scripted expert as a watchdog source -----------------------
+
+EXPERT_SOURCE = "expert"  # the sim expert node's name = its watchdog source
+
+
+def expert_spec(files: tuple[str, ...]) -> NodeSpec:
+    """The scripted touch-the-cube expert (nodes/sim_expert.py), publishing /expert/command."""
+    return NodeSpec(
+        EXPERT_SOURCE,
+        "sim_expert",
+        param_files=files,
+        in_process="lerobot_ros.nodes.sim_expert:SimExpertNode",
+    )
+
+
+def _with_watchdog_source(
+    specs: list[NodeSpec], source: str, active: str | None = None
+) -> list[NodeSpec]:
+    """`specs` with `source` added to the watchdog's sources (and made active when `active`)."""
+    out = []
+    for s in specs:
+        if s.name == "watchdog":
+            sources = list(
+                s.parameters.get("sources")
+                or _file_parameters(s.param_files[0], "/watchdog").get("sources", WATCHDOG_SOURCES)
+            )
+            if source not in sources:
+                sources.append(source)
+            parameters = {**s.parameters, "sources": sources}
+            if active:
+                parameters["active_source"] = active
+            s = replace(s, parameters=parameters)
+        out.append(s)
+    return out
+
+
+def expert_record_graph(args: RecordGraphArgs) -> list[NodeSpec]:
+    """Demos by the scripted expert: the simulated follower, cameras, the watchdog (its active
+    source the expert) and the recorder, plus /expert; no leader arm or teleop. The demos are
+    recorded exactly like teleoperated ones (the action is /follower/command, what the watchdog
+    forwarded)."""
+    if not args.sim:
+        raise ParameterError("sim", "false", "the scripted expert needs the simulated follower")
+    specs = [s for s in record_graph(args) if s.name not in ("leader", "teleop", EE_TELEOP_SOURCE)]
+    files = specs[0].param_files
+    specs = [
+        replace(
+            s,
+            parameters={
+                **s.parameters,
+                "topics": [t for t in s.parameters["topics"] if t != "/leader/joint_states"],
+            },
+        )
+        if s.name == "recorder"
+        else s
+        for s in specs
+    ]
+    specs = _with_watchdog_source(specs, EXPERT_SOURCE, active=EXPERT_SOURCE)
+    return [*specs, expert_spec(files)]
+
+
+def expert_rollout_graph(args: RolloutGraphArgs) -> list[NodeSpec]:
+    """rollout_graph, plus /expert as a second watchdog source that only brings the arm home
+    between trials (the policy's chunk player stays the active source otherwise)."""
+    if not args.sim:
+        raise ParameterError("sim", "false", "the scripted expert needs the simulated follower")
+    specs = _with_watchdog_source(rollout_graph(args), EXPERT_SOURCE)
+    return [*specs, expert_spec(specs[0].param_files)]

@@ -9,6 +9,11 @@ a ChunkPolicy takes and returns.
 Task: the cube is placed at a random spot of a reachable patch of the table; success when any
 part of the arm touches it (a MuJoCo contact between an arm geom and the cube) within
 `max_steps` control steps.
+
+`CubeTrials` is the task on a live scene, shared by the env and the ROS sim follower node
+(which offers it as `~/start_trial` and `~/touching` through the SIM_TASKS registry): a trial
+seeded with `s` places the cube exactly where `TouchCubeEnv.reset(seed=s)` does, so a rollout
+through ROS and an offline evaluation with the same seeds face the same cubes.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import gymnasium
 import mujoco
 import numpy as np
 
+from lerobot_ros.core.backends import SIM_TASKS
 from lerobot_ros.core.dataset.profile import DatasetProfile, so101_profile
 from lerobot_ros.core.sim.arm import SimFollowerArm
 from lerobot_ros.core.sim.camera import SimCamera
-from lerobot_ros.core.sim.scene import CUBE_NAME, CUBE_SIZE
+from lerobot_ros.core.sim.scene import CUBE_NAME, CUBE_SIZE, SimScene
 
 STATE_KEY = "observation.state"
 
@@ -55,6 +61,44 @@ def touching(
     return False
 
 
+def seeded_rng(seed: int) -> np.random.Generator:
+    """The generator gymnasium's `reset(seed=seed)` gives an env (PCG64 of SeedSequence(seed))."""
+    return np.random.default_rng(seed)
+
+
+class CubeTrials:
+    """The touch-the-cube task on a live SimScene: place the cube for a trial, tell whether the
+    arm touches it. The caller serialises access to the scene (the physics steps elsewhere)."""
+
+    def __init__(self, scene: SimScene, task: TouchCubeTask | None = None) -> None:
+        self.scene = scene
+        self.task = task or TouchCubeTask()
+        model = scene.model
+        self.cube_body = int(model.body(CUBE_NAME).id)
+        table = int(model.geom_bodyid[model.geom("table").id])
+        self.arm_bodies = {b for b in range(model.nbody) if b not in (0, self.cube_body, table)}
+
+    def place(self, rng: np.random.Generator) -> np.ndarray:
+        """Put the cube (at rest) where `rng` samples it; returns its centre (m)."""
+        cube = self.task.sample_cube(rng)
+        self.scene.set_object(CUBE_NAME, cube)
+        self.scene.forward()
+        return cube
+
+    def start(self, seed: int) -> np.ndarray:
+        """Trial `seed`: the cube where TouchCubeEnv.reset(seed=seed) puts it."""
+        return self.place(seeded_rng(seed))
+
+    def touching(self) -> bool:
+        return touching(self.scene.model, self.scene.data, self.cube_body, self.arm_bodies)
+
+    def cube_position(self) -> np.ndarray:
+        return self.scene.data.xpos[self.cube_body].copy()
+
+
+SIM_TASKS.register("touch_cube")(CubeTrials)
+
+
 class TouchCubeEnv(gymnasium.Env):
     """gymnasium.Env of TouchCubeTask; `render()` returns the camera image."""
 
@@ -82,11 +126,7 @@ class TouchCubeEnv(gymnasium.Env):
         self.arm.connect()
         self.camera = SimCamera(camera, width, height, fps)
         self.camera.open()
-        scene = self.arm.scene
-        self._cube_body = int(scene.model.body(CUBE_NAME).id)
-        self._arm_bodies = {
-            b for b in range(scene.model.nbody) if b not in (0, self._cube_body)
-        } - {int(scene.model.geom_bodyid[scene.model.geom("table").id])}
+        self.trials = CubeTrials(self.arm.scene, self.task)
         low = np.full(n, -np.inf, dtype=np.float32)
         self.observation_space = gymnasium.spaces.Dict(
             {
@@ -107,9 +147,7 @@ class TouchCubeEnv(gymnasium.Env):
         scene = self.arm.scene
         self.arm.disable()
         scene.set_arm_positions(self.joint_names, self._initial)
-        self.cube = self.task.sample_cube(self.np_random)
-        scene.set_object(CUBE_NAME, self.cube)
-        scene.forward()
+        self.cube = self.trials.place(self.np_random)  # forward() included
         self.arm.enable()
         self.steps = 0
         return self._observation(), self._info()
@@ -140,16 +178,14 @@ class TouchCubeEnv(gymnasium.Env):
     # ---- task --------------------------------------------------------------------------------
 
     def success(self) -> bool:
-        scene = self.arm.scene
-        return touching(scene.model, scene.data, self._cube_body, self._arm_bodies)
+        return self.trials.touching()
 
     def tip_position(self) -> np.ndarray:
         scene = self.arm.scene
         return scene.data.site("gripper_frame").xpos.copy()
 
     def cube_position(self) -> np.ndarray:
-        scene = self.arm.scene
-        return scene.data.xpos[self._cube_body].copy()
+        return self.trials.cube_position()
 
     def _observation(self) -> dict[str, np.ndarray]:
         q = self.arm.read().position

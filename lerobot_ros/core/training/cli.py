@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a policy config field, e.g. --set chunk_size=20 (repeatable)",
     )
     p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="stop (and checkpoint) once training has run this long; 0 = no limit",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's)")
     p.add_argument("--grad-clip-norm", type=float, default=d.grad_clip_norm)
@@ -88,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         episodes=args.episodes,
         progress=not args.no_progress,
+        max_seconds=60.0 * args.max_minutes,
     )
     try:
         train(cfg, log=lambda m: print(m, flush=True))

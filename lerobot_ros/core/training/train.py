@@ -65,6 +65,10 @@ class TrainConfig:
     resume: bool = False
     episodes: list[int] | None = None
     progress: bool = True
+    # Wall-clock budget (s) of this run's training loop: at the first step past it, training
+    # stops there and checkpoints, as if `steps` had been that step (0 = no budget). For "the
+    # best model N minutes of this machine give", whatever its speed.
+    max_seconds: float = 0.0
 
     def validate(self) -> None:
         checks = [
@@ -75,6 +79,7 @@ class TrainConfig:
             ("num_workers", self.num_workers >= 0),
             ("grad_clip_norm", self.grad_clip_norm >= 0),
             ("lr", self.lr is None or self.lr > 0),
+            ("max_seconds", self.max_seconds >= 0),
         ]
         for name, ok in checks:
             if not ok:
@@ -237,8 +242,10 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print) -> TrainResul
         )
     policy.train()
     batches = _batches(dataset, cfg, per_rank, dist, step)
-    t_last = time.monotonic()
-    while step < cfg.steps:
+    t_last = t_start = time.monotonic()
+    step_last = step
+    out_of_time = False
+    while step < cfg.steps and not out_of_time:
         batch = {
             k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in next(batches).items()
         }
@@ -252,21 +259,24 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print) -> TrainResul
         optimizer.step()
         step += 1
         value = _global_mean(loss.detach(), dist)
+        if cfg.max_seconds > 0:
+            out_of_time = _any_rank(time.monotonic() - t_start >= cfg.max_seconds, dist)
+        last = step == cfg.steps or out_of_time
         if dist.main:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}")
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if step % cfg.log_every == 0 or last:
                 now = time.monotonic()
                 # info holds this process's own loss; "loss" is the mean over all processes.
                 record = {**{k: float(v) for k, v in info.items()}, "step": step, "loss": value}
                 record["lr"] = optimizer.param_groups[0]["lr"]
-                record["s_per_step"] = (now - t_last) / cfg.log_every
-                t_last = now
+                record["s_per_step"] = (now - t_last) / max(1, step - step_last)
+                t_last, step_last = now, step
                 losses.append((step, value))
                 with (out / LOG_NAME).open("a") as f:
                     f.write(json.dumps(record) + "\n")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or last:
             if dist.main:
                 checkpoint = _save(out, step, policy, optimizer, cfg, losses)
                 if bar is not None:
@@ -275,11 +285,22 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] = print) -> TrainResul
                 torch.distributed.barrier()
     if bar is not None:
         bar.close()
+    if dist.main and out_of_time:
+        log(f"time budget of {cfg.max_seconds:g} s reached at step {step}")
     if dist.main:
         log(
             f"done: step {step}, loss {losses[-1][1] if losses else float('nan'):.4f}, {checkpoint}"
         )
     return TrainResult(step, checkpoint, losses, policy)
+
+
+def _any_rank(flag: bool, dist: _Dist) -> bool:
+    """True when `flag` is true on any process: every rank must stop at the same step."""
+    if dist.world == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0])
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item() > 0)
 
 
 def _global_mean(value: torch.Tensor, dist: _Dist) -> float:
