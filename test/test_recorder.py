@@ -426,3 +426,33 @@ def test_max_episode_s_stops_and_saves_the_episode(domain_id: int, tmp_path: Pat
     msgs = read_episode(bag)
     assert msgs[-1][3].type == STOP
     assert sum(1 for m in msgs if m[0] == "/follower/joint_states") > 20
+
+
+@pytest.mark.parametrize("mode", ["discard", "save"])
+def test_an_episode_open_at_shutdown_is_kept_as_shutdown_episode_says(
+    mode: str, domain_id: int, tmp_path: Path
+) -> None:
+    from lerobot_msgs.srv import StartEpisode
+    from lerobot_ros.testing.graph import FOLLOWER, GraphHarness, spec
+
+    specs = [
+        spec("follower", FOLLOWER),
+        spec(
+            "recorder",
+            "lerobot_ros.nodes.recorder:RecorderNode",
+            output_dir=str(tmp_path),
+            shutdown_episode=mode,
+            topics=["/follower/joint_states", EVENTS],
+        ),
+    ]
+    with GraphHarness(specs, domain_id) as h:
+        h.wait(lambda: not h.nodes["recorder"].pending, 10.0, "the recorder to subscribe")
+        assert h.call(
+            StartEpisode, "/recorder/start_episode", StartEpisode.Request(task="t")
+        ).success
+        time.sleep(0.5)
+    (bag,) = next(tmp_path.iterdir()).iterdir()
+    assert episode_status(bag) == ("saved" if mode == "save" else "discarded")
+    msgs = read_episode(bag)
+    assert msgs[-1][3].type == (STOP if mode == "save" else DISCARD)
+    assert sum(1 for m in msgs if m[0] == "/follower/joint_states") > 5

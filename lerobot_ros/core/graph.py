@@ -493,7 +493,8 @@ def rollout_graph(args: RolloutGraphArgs) -> list[NodeSpec]:
             topics.remove("/leader/joint_states")  # no leader arm in this graph
         if "/rollout/events" not in topics:
             topics.insert(topics.index("/recorder/events"), "/rollout/events")
-        recorder: dict[str, Any] = {"topics": topics}
+        # Ctrl-C ends a rollout: what it recorded up to then is kept as an episode.
+        recorder: dict[str, Any] = {"topics": topics, "shutdown_episode": "save"}
         if args.output_dir:
             recorder["output_dir"] = args.output_dir
         if strategy.ring_buffer:

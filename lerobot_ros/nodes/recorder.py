@@ -97,6 +97,14 @@ RECORDER_PARAMS = [
         (non_negative,),
     ),
     ParamSpec(
+        "shutdown_episode",
+        "discard",
+        "An episode still open at shutdown: discard (kept on disk, marked discarded: an "
+        "interrupted demonstration is not converted) or save (continuous recording: the last "
+        "segment is as good as the others).",
+        (one_of(["discard", "save"]),),
+    ),
+    ParamSpec(
         "delete_discarded",
         False,
         "true: remove a discarded episode's bag; false: keep it, marked discarded.",
@@ -482,13 +490,13 @@ class RecorderNode(LeRobotNode):
         self.publish_diagnostics("recorder", level, message, values)
 
     def shutdown(self) -> None:
-        """An episode still open is ended as discarded (kept on disk), except a highlight that
-        `continue_recording` kept open: its operator asked for it to be saved, so it is saved.
-        Every bag is closed."""
+        """An episode still open is ended as `shutdown_episode` says (discarded, kept on disk;
+        or saved), and a highlight that `continue_recording` kept open is always saved: its
+        operator asked for it. Every bag is closed."""
         current = self.writer.current
         if current is not None:
             with contextlib.suppress(Exception):  # the context may be down already (SIGTERM)
-                if current.highlight:
+                if current.highlight or self.p["shutdown_episode"] == "save":
                     self.stop_episode("shutdown", detail="saved: recorder shut down")
                 else:
                     self.stop_episode(
