@@ -45,6 +45,8 @@ setup(
             "rollout = lerobot_ros.nodes.rollout:main",
             "episode_keys = lerobot_ros.nodes.episode_keys:main",
             "sim_demo = lerobot_ros.demo:main",
+            "sim_expert = lerobot_ros.nodes.sim_expert:main",
+            "lerobot_ros_closed_loop = lerobot_ros.closed_loop:main",
         ],
     },
 )

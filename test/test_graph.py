@@ -20,7 +20,9 @@ import yaml
 from lerobot_ros.core.graph import (
     PACKAGE,
     NodeSpec,
+    RecordGraphArgs,
     TeleopGraphArgs,
+    expert_record_graph,
     teleop_graph,
     yaml_parameters,
 )
@@ -328,6 +330,7 @@ def node_param_specs() -> dict[str, list[ParamSpec]]:
     from lerobot_ros.nodes.arm import arm_params
     from lerobot_ros.nodes.camera import CAMERA_PARAMS
     from lerobot_ros.nodes.ee_teleop import EE_TELEOP_PARAMS
+    from lerobot_ros.nodes.sim_expert import EXPERT_PARAMS
     from lerobot_ros.nodes.teleop import TELEOP_PARAMS
     from lerobot_ros.nodes.visualizer import VISUALIZER_PARAMS
     from lerobot_ros.nodes.watchdog import WATCHDOG_PARAMS
@@ -340,6 +343,7 @@ def node_param_specs() -> dict[str, list[ParamSpec]]:
         "camera": list(CAMERA_PARAMS),
         "ee_teleop": list(EE_TELEOP_PARAMS),
         "visualizer": list(VISUALIZER_PARAMS),
+        "sim_expert": list(EXPERT_PARAMS),
     }
 
 
@@ -349,6 +353,8 @@ def our_nodes() -> list[NodeSpec]:
     specs += teleop_graph(TeleopGraphArgs(sim=False, cameras=("front",)))
     # End-effector teleop and the visualizer (rviz / rqt).
     specs += teleop_graph(TeleopGraphArgs(input="gamepad", cameras=(), rviz=True))
+    # The scripted expert of the closed loop in simulation (a watchdog source).
+    specs += [s for s in expert_record_graph(RecordGraphArgs(cameras=())) if s.name == "expert"]
     return [s for s in specs if s.in_process]
 
 

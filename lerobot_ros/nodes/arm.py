@@ -11,7 +11,13 @@ node attempt torque-off, drop to unconfigured and report ERROR; it then reconnec
 `reconnect_period` s and returns to the state it was in.
 
 Topics: `~/joint_states` (radians) always; follower: `~/command` (only the watchdog publishes
-there). Device I/O runs in its own fixed-rate thread (absolute deadlines: an rclpy timer
+there). A simulated follower with a `sim_task` (SIM_TASKS, e.g. touch_cube) also runs trials of
+it: `~/start_trial` (lerobot_msgs/StartTrial) places the task's objects for a seed, as the
+gymnasium env's reset(seed) does, and `~/touching` (std_msgs/Bool, latched, on change) says
+whether the arm touches the cube, so pipelines and rollouts see success through ROS. The arm
+itself is never teleported by a trial: it goes home through the watchdog, so the watchdog's
+hold and limits always describe the arm that is really there.
+Device I/O runs in its own fixed-rate thread (absolute deadlines: an rclpy timer
 jitters ~3 ms p99 here); ROS callbacks only hand data over, under `_io_lock`.
 """
 
@@ -26,11 +32,12 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from lerobot_msgs.srv import MoveToPose
-from lerobot_ros.core.backends import ARM_BACKENDS, ArmBackend
+from lerobot_msgs.srv import MoveToPose, StartTrial
+from lerobot_ros.core.backends import ARM_BACKENDS, SIM_TASKS, ArmBackend
 from lerobot_ros.core.loop import PeriodicThread
 from lerobot_ros.core.motion import PoseMove
 from lerobot_ros.core.params import (
@@ -111,6 +118,13 @@ def arm_params(role: str) -> list[ParamSpec]:
         ParamSpec(
             "reconnect_period", 1.0, "s between reconnection attempts after a fault.", (positive,)
         ),
+        ParamSpec(
+            "sim_task",
+            "touch_cube" if follower else "",
+            "Simulated follower: the task run by ~/start_trial and reported on ~/touching "
+            "(empty = none; ignored by hardware backends and leaders).",
+            (one_of(lambda: ["", *SIM_TASKS.names()]),),
+        ),
     ]
 
 
@@ -166,6 +180,13 @@ class ArmNode(LeRobotNode, LifecycleNode):
         self._move_guard = self.create_guard_condition(
             self._complete_move, callback_group=MutuallyExclusiveCallbackGroup()
         )
+        # Trials of a simulated task: only a follower whose backend has a physics scene.
+        self._trials: Any = None  # SIM_TASKS object of the backend's current scene
+        self._touching: bool | None = None
+        self._touch_pub = None
+        if role == "follower" and self.p["sim_task"] and hasattr(type(self.backend), "scene"):
+            self._touch_pub = self.create_publisher(Bool, "~/touching", qos.LATCHED)
+            self.create_service(StartTrial, "~/start_trial", self._srv_start_trial)
         if hasattr(self.backend, "begin_calibration"):
             self.create_service(Trigger, "~/calibrate/start", self._srv_calibrate_start)
             self.create_service(Trigger, "~/calibrate/stop", self._srv_calibrate_stop)
@@ -290,6 +311,8 @@ class ArmNode(LeRobotNode, LifecycleNode):
             return
         self._consecutive_errors = 0
         self._last_position = state.position
+        if self._touch_pub is not None:
+            self._publish_touching()
         self._state_pub.publish(
             joint_state(self.joint_names, state.position, state.stamp, state.velocity, state.effort)
         )
@@ -298,6 +321,40 @@ class ArmNode(LeRobotNode, LifecycleNode):
             if objects:
                 markers = object_markers(objects, self.robot.base_frame, state.stamp)
                 self._objects_pub.publish(markers)
+
+    # --- simulated task trials (follower, sim backend) -----------------------------------------
+    def _task(self) -> Any:
+        """The SIM_TASKS object on the backend's current scene (a reconnect makes a new scene);
+        call with `_io_lock` held."""
+        scene = self.backend.scene  # type: ignore[attr-defined]
+        if self._trials is None or self._trials.scene is not scene:
+            self._trials = SIM_TASKS.create(self.p["sim_task"], scene)
+        return self._trials
+
+    def _publish_touching(self) -> None:
+        """In the I/O cycle: ~/touching on every change (latched: late joiners get it too)."""
+        touching = bool(self._task().touching())
+        if touching != self._touching:
+            self._touching = touching
+            self._touch_pub.publish(Bool(data=touching))  # type: ignore[union-attr]
+
+    def _srv_start_trial(
+        self, req: StartTrial.Request, res: StartTrial.Response
+    ) -> StartTrial.Response:
+        if not self._connected or self._fault:
+            res.message = f"the simulated {self.role} is not connected"
+            return res
+        try:
+            with self._io_lock:  # the I/O thread steps the same scene
+                position = self._task().start(int(req.seed))
+        except Exception as exc:
+            res.message = f"trial {req.seed} not started: {exc}"
+            return res
+        res.success = True
+        res.object_position = [float(v) for v in position]
+        res.message = f"{self.p['sim_task']} trial {req.seed}: object at {np.round(position, 3)}"
+        self.get_logger().info(res.message)
+        return res
 
     # --- leader: move to a pose, then release -------------------------------------------------
     async def _srv_move_to_pose(
@@ -431,6 +488,9 @@ class ArmNode(LeRobotNode, LifecycleNode):
             **period,
         }
         values.update(getattr(self.backend, "diagnostics", dict)())
+        if self._touch_pub is not None:
+            values["sim_task"] = self.p["sim_task"]
+            values["touching"] = self._touching
         self.publish_diagnostics(f"{self.role} arm", level, message, values)
 
     def shutdown(self) -> None:
