@@ -311,6 +311,31 @@ class EpisodeBagWriter:
     def current(self) -> EpisodeInfo | None:
         return self._current
 
+    def _open_episode(
+        self,
+        task: str,
+        t_ns: int,
+        source: str,
+        detail: str,
+        carry: Sequence[tuple[str, bytes]],
+    ) -> EpisodeInfo:
+        """Number the next episode, make it current and queue its opening (EPISODE_START, then
+        the carried state). Called with the lock held."""
+        if self._closed:
+            raise RuntimeError("writer is closed")
+        if self._current is not None:
+            raise RuntimeError(f"episode {self._current.index} is still recording")
+        index = self._next_index
+        self._next_index += 1
+        ep = EpisodeInfo(index, self.session_dir / f"episode_{index:06d}", task, t_ns)
+        self._current = ep
+        self.episodes.append(ep)
+        event = self.types.event(EPISODE_START, t_ns, index, task, source, detail)
+        self._queue.append(("open", ep))
+        self._push_event(ep, event, t_ns)
+        self._push_carried(ep, carry, t_ns)
+        return ep
+
     def start_episode(
         self,
         task: str,
@@ -325,19 +350,7 @@ class EpisodeBagWriter:
         own, earlier stamps, past the `late` rule (see _push_carried)."""
         self._check_topics(topic for topic, _data in carry)
         with self._cond:
-            if self._closed:
-                raise RuntimeError("writer is closed")
-            if self._current is not None:
-                raise RuntimeError(f"episode {self._current.index} is still recording")
-            index = self._next_index
-            self._next_index += 1
-            ep = EpisodeInfo(index, self.session_dir / f"episode_{index:06d}", task, t_ns)
-            self._current = ep
-            self.episodes.append(ep)
-            event = self.types.event(EPISODE_START, t_ns, index, task, source, detail)
-            self._queue.append(("open", ep))
-            self._push_event(ep, event, t_ns)
-            self._push_carried(ep, carry, t_ns)
+            ep = self._open_episode(task, t_ns, source, detail, carry)
             self._cond.notify_all()
         return ep
 
@@ -387,22 +400,10 @@ class EpisodeBagWriter:
             raise ValueError("a highlight needs at least one message")
         self._check_topics([e[0] for e in entries] + [topic for topic, _data in carry])
         with self._cond:
-            if self._closed:
-                raise RuntimeError("writer is closed")
-            if self._current is not None:
-                raise RuntimeError(f"episode {self._current.index} is still recording")
-            index = self._next_index
-            self._next_index += 1
-            ep = EpisodeInfo(index, self.session_dir / f"episode_{index:06d}", task, start_ns)
+            ep = self._open_episode(task, start_ns, source, detail, carry)
             ep.highlight = True
             ep.first_ns, ep.last_ns = entries[0][1], entries[-1][1]
             ep.highlight_detail = highlight_detail
-            self._current = ep
-            self.episodes.append(ep)
-            event = self.types.event(EPISODE_START, start_ns, index, task, source, detail)
-            self._queue.append(("open", ep))
-            self._push_event(ep, event, start_ns)
-            self._push_carried(ep, carry, start_ns)
             for topic, t_ns, data in entries:
                 self._stats[topic].received += 1
                 self._ring_msgs += 1
