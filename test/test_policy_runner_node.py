@@ -19,7 +19,6 @@ from sensor_msgs.msg import Image, JointState  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from lerobot_msgs.msg import ActionChunk  # noqa: E402
-from lerobot_ros.core.dataset.profile import so101_profile  # noqa: E402
 from lerobot_ros.core.graph import PolicyGraphArgs, policy_graph  # noqa: E402
 from lerobot_ros.core.kinematics import ForwardKinematics  # noqa: E402
 from lerobot_ros.core.params import ParameterError  # noqa: E402
@@ -28,52 +27,13 @@ from lerobot_ros.core.robots import SO_ARM_JOINTS, get_robot  # noqa: E402
 from lerobot_ros.nodes import qos  # noqa: E402
 from lerobot_ros.nodes.convert import from_time  # noqa: E402
 from lerobot_ros.testing.graph import GraphHarness  # noqa: E402
+from lerobot_ros.testing.policies import tiny_act_checkpoint  # noqa: E402
 from lerobot_ros.testing.ros import spawn_node  # noqa: E402
 
 HEIGHT, WIDTH = 48, 64  # small camera images: the render and the ResNet stay cheap on 2 cores
 HORIZON = 20
 RATE_HZ = 5.0
 MAX_SKEW = 0.05
-
-
-def tiny_act_checkpoint(directory: Path) -> Path:
-    """A randomly initialised small ACT (config/act_small.yaml, narrower still), saved with
-    save_pretrained: a real checkpoint in LeRobot's layout, no training needed."""
-    import torch
-
-    from lerobot_ros.core.policies.act import ACTConfig, ACTPolicy, read_config_file
-
-    names = so101_profile().feature_names
-    features = {
-        "observation.state": {"dtype": "float32", "shape": [6], "names": names},
-        "action": {"dtype": "float32", "shape": [6], "names": names},
-        "observation.images.front": {
-            "dtype": "video",
-            "shape": [HEIGHT, WIDTH, 3],
-            "names": ["height", "width", "channels"],
-        },
-    }
-    overrides = read_config_file(resolve("config/act_small.yaml"))
-    overrides.update(
-        chunk_size=HORIZON,
-        n_action_steps=HORIZON,
-        image_resize=None,
-        dim_model=64,
-        n_heads=2,
-        dim_feedforward=128,
-        n_encoder_layers=1,
-        n_vae_encoder_layers=1,
-        use_vae=False,
-        dropout=0.0,
-    )
-    config = ACTConfig.from_dataset(features, 30, **overrides)
-    stats = {
-        "observation.state": {"mean": [0.0] * 6, "std": [30.0] * 6},
-        "action": {"mean": [0.0] * 6, "std": [10.0] * 6},
-        "observation.images.front": {"mean": [[[0.5]]] * 3, "std": [[[0.25]]] * 3},
-    }
-    torch.manual_seed(0)
-    return ACTPolicy(config, stats).save_pretrained(directory)
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +48,12 @@ def _restore_torch_threads() -> object:
 
 @pytest.fixture(scope="module")
 def act_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_act_checkpoint(tmp_path_factory.mktemp("act") / "pretrained_model")
+    return tiny_act_checkpoint(
+        tmp_path_factory.mktemp("act") / "pretrained_model",
+        height=HEIGHT,
+        width=WIDTH,
+        chunk_size=HORIZON,
+    )
 
 
 def graph(checkpoint: Path, **runner: object) -> list:

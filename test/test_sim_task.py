@@ -63,36 +63,10 @@ def test_offline_evaluation_of_a_checkpoint(tmp_path, capsys) -> None:
     """The eval entry point runs a real (untrained) ACT checkpoint on the env and reports."""
     import json
 
-    import torch
-
-    from lerobot_ros.core.dataset.profile import so101_profile
-    from lerobot_ros.core.policies.act import ACTConfig, ACTPolicy
     from lerobot_ros.core.sim.evaluate import main
+    from lerobot_ros.testing.policies import tiny_act_checkpoint
 
-    names = so101_profile().feature_names
-    features = {
-        "observation.state": {"dtype": "float32", "shape": [6], "names": names},
-        "action": {"dtype": "float32", "shape": [6], "names": names},
-        "observation.images.front": {"dtype": "video", "shape": [48, 64, 3], "names": None},
-    }
-    config = ACTConfig.from_dataset(
-        features,
-        30,
-        chunk_size=10,
-        n_action_steps=5,
-        dim_model=16,
-        n_heads=2,
-        dim_feedforward=32,
-        n_encoder_layers=1,
-        use_vae=False,
-    )
-    stats = {
-        "observation.state": {"mean": [0.0] * 6, "std": [30.0] * 6},
-        "action": {"mean": [0.0] * 6, "std": [5.0] * 6},
-        "observation.images.front": {"mean": [[[0.5]]] * 3, "std": [[[0.25]]] * 3},
-    }
-    torch.manual_seed(0)
-    ckpt = ACTPolicy(config, stats).save_pretrained(tmp_path / "ckpt")
+    ckpt = tiny_act_checkpoint(tmp_path / "ckpt", chunk_size=10, n_action_steps=5)
     out = tmp_path / "eval"
     argv = [str(ckpt), "--episodes", "2", "--max-steps", "12", "--output-dir", str(out)]
     assert main(argv) == 0
