@@ -118,3 +118,14 @@ def test_offline_demos_and_the_training_time_budget(tmp_path: Path) -> None:
     log = [json.loads(x) for x in (tmp_path / "train" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1]
     assert (tmp_path / "train" / "loss.svg").is_file()
+
+
+def test_eval_command_evaluates_the_expert(tmp_path: Path, capsys) -> None:
+    from lerobot_ros.core.sim.evaluate import main
+
+    out = tmp_path / "eval"
+    assert main(["--expert", "--episodes", "2", "--output-dir", str(out)]) == 0
+    assert "success rate 100% (2/2)" in capsys.readouterr().out
+    assert json.loads((out / "eval.json").read_text())["checkpoint"] == "scripted expert"
+    assert main([]) == 2 and main(["ckpt", "--expert"]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Offline evaluation of a checkpoint on the touch-the-cube env, without ROS:
 
     lerobot_ros_eval ~/runs/act/checkpoints/last --episodes 50 --output-dir ~/runs/act/eval
+    lerobot_ros_eval --expert --episodes 50      # the scripted expert itself, same seeds
 
 Inference runs in simulated time through the same SyncEngine the ROS-free tests use: a chunk is
 predicted when the previous one has been played, and `n_action_steps` rows of it are played
@@ -120,7 +121,12 @@ def write_report(report: EvalReport, output_dir: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lerobot_ros_eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="pretrained_model dir, training output dir or Hub id")
+    p.add_argument(
+        "checkpoint", nargs="?", help="pretrained_model dir, training output dir or Hub id"
+    )
+    p.add_argument(
+        "--expert", action="store_true", help="evaluate the scripted expert instead of a policy"
+    )
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=100_000, help="seed of the first rollout")
     p.add_argument("--max-steps", type=int, default=TouchCubeTask.max_steps)
@@ -130,18 +136,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.episodes < 1:
         print(f"error: --episodes must be >= 1, got {args.episodes}", file=sys.stderr)
         return 2
-    try:
-        policy = load_policy(args.checkpoint)
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if (args.checkpoint is not None) == args.expert:
+        print("error: give a checkpoint or --expert (not both)", file=sys.stderr)
         return 2
-    report = evaluate(
-        policy,
-        episodes=args.episodes,
-        seed=args.seed,
-        task=TouchCubeTask(max_steps=args.max_steps),
-        n_action_steps=args.n_action_steps,
-    )
+    task = TouchCubeTask(max_steps=args.max_steps)
+    if args.expert:
+        from lerobot_ros.core.sim.demos import evaluate_expert
+
+        report = evaluate_expert(args.episodes, seed=args.seed, task=task)
+    else:
+        try:
+            policy = load_policy(args.checkpoint)
+        except CheckpointError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        report = evaluate(
+            policy,
+            episodes=args.episodes,
+            seed=args.seed,
+            task=task,
+            n_action_steps=args.n_action_steps,
+        )
     print(
         f"success rate {report.success_rate:.0%} ({report.successes}/{report.episodes}); "
         f"episode length mean {np.mean(report.lengths):.1f} steps; {report.seconds:.0f} s"
