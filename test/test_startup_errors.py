@@ -53,3 +53,38 @@ def test_bad_parameter_stops_the_node_with_a_clear_message(
     assert proc.returncode == 2, f"rc={proc.returncode}\nstdout:{out}\nstderr:{err}"
     assert expected in err, err
     assert "Traceback" not in err, err
+
+
+SIGINT_DURING_CONSTRUCTION = r"""
+import os, signal, sys
+from lerobot_ros.nodes.base import LeRobotNode, run_node
+
+class Node(LeRobotNode):
+    def __init__(self):
+        super().__init__("sigint_probe")
+        os.kill(os.getpid(), signal.SIGINT)  # e.g. Ctrl-C right after a follower's torque-on
+        print("constructed", flush=True)
+
+    def shutdown(self):
+        print("shutdown ran", flush=True)
+
+sys.exit(run_node(Node, []))
+"""
+
+
+def test_sigint_while_the_node_is_built_still_runs_its_shutdown(domain_id: int) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from lerobot_ros.testing.ros import isolated_env
+
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGINT_DURING_CONSTRUCTION],
+        env={**os.environ, **isolated_env(domain_id)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["constructed", "shutdown", "ran"], proc.stdout + proc.stderr

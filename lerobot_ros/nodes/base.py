@@ -130,10 +130,14 @@ def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = N
     # while the context is still "ok" (seen in 3 of 12 launches); with this, 16 of 16 exits
     # were clean. SIGTERM keeps rclpy's handler (context shutdown -> spin returns).
     interrupted: list[int] = []
+    # While the node is being built, a SIGINT is only noted: raised inside the constructor it
+    # would leave no node to shut down, e.g. a follower whose torque its activation turned on.
+    constructing = [True]
 
     def on_sigint(signum: int, _frame: object) -> None:
         interrupted.append(signum)
-        raise KeyboardInterrupt
+        if not constructing[0]:
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_sigint)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.SIGTERM)
@@ -142,7 +146,9 @@ def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = N
     # and the `finally` below runs node.shutdown().
     try:
         node = factory()
-        spin(node)
+        constructing[0] = False
+        if not interrupted:
+            spin(node)
     except ParameterError as exc:
         print(f"[lerobot_ros] {exc}", file=sys.stderr)
         return 2
