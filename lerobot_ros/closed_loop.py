@@ -372,6 +372,7 @@ def run_rollouts(
 def offline_eval(cfg: ClosedLoopConfig, checkpoint: str, log: Callable[[str], None]) -> StageReport:
     """Stage 4b: the same checkpoint on the gymnasium env, no ROS, the same seeds."""
     from lerobot_ros.core.policies.base import load_policy
+    from lerobot_ros.core.sim.demos import evaluate_expert
     from lerobot_ros.core.sim.evaluate import evaluate, write_report
 
     policy = load_policy(checkpoint)
@@ -379,6 +380,8 @@ def offline_eval(cfg: ClosedLoopConfig, checkpoint: str, log: Callable[[str], No
     report = evaluate(policy, episodes=cfg.rollouts, seed=cfg.rollout_seed, task=task, log=log)
     out = Path(cfg.output_dir) / "offline_eval"
     write_report(report, out)
+    # The teacher on the same seeds: what the policy could at best reach.
+    expert = evaluate_expert(cfg.rollouts, seed=cfg.rollout_seed, task=task, log=log)
     return StageReport(
         "offline_eval",
         outputs={
@@ -387,6 +390,8 @@ def offline_eval(cfg: ClosedLoopConfig, checkpoint: str, log: Callable[[str], No
             "episodes": report.episodes,
             "lengths": report.lengths,
             "report": str(out / "eval.json"),
+            "expert_success_rate": expert.success_rate,
+            "expert_lengths": expert.lengths,
         },
     )
 
@@ -450,6 +455,7 @@ def run(cfg: ClosedLoopConfig, log: Callable[[str], None] = print) -> dict[str, 
             lambda: offline_eval(cfg, checkpoint, log),
         )
         report["result"]["offline_success_rate"] = offline.outputs["success_rate"]
+        report["result"]["expert_offline_success_rate"] = offline.outputs["expert_success_rate"]
     rate, k, m = summary["success_rate"], summary["successes"], summary["rollouts"]
     title = f"{k}/{m} successes through ROS ({rate:.0%})"
     (out / "rollouts.svg").write_text(
@@ -467,7 +473,11 @@ def run(cfg: ClosedLoopConfig, log: Callable[[str], None] = print) -> dict[str, 
     log(f"episode lengths (steps at {cfg.fps} fps; failures at the limit): {lengths}")
     if "offline_success_rate" in report["result"]:
         offline_rate = report["result"]["offline_success_rate"]
-        log(f"offline evaluation of the same checkpoint: {offline_rate:.0%}")
+        expert_rate = report["result"]["expert_offline_success_rate"]
+        log(
+            f"offline (gymnasium env, no ROS, same seeds): policy {offline_rate:.0%}, "
+            f"scripted expert {expert_rate:.0%}"
+        )
     return report
 
 

@@ -47,6 +47,7 @@ def test_fast_closed_loop_runs_every_stage(tmp_path: Path, domain_id: int) -> No
     assert all(1 <= r["steps"] <= limit for r in rollouts)
     offline = stages["offline_eval"]["outputs"]
     assert offline["episodes"] == FAST["rollouts"] and Path(offline["report"]).is_file()
+    assert offline["expert_success_rate"] == 1.0  # the teacher, on the rollouts' seeds
     # 5. the report, the plots and the printed figure
     assert json.loads((out / "report.json").read_text())["result"] == report["result"]
     assert report["result"]["rollouts"] == FAST["rollouts"]
