@@ -1,10 +1,10 @@
 """Run a node graph in ONE process: manual composition of the nodes that the launch files start
 as separate processes, from the same `lerobot_ros.core.graph` description.
 
-Each node gets its own single-threaded executor in its own thread, as if it were its own
-process: a slow camera render never delays the watchdog. (rclpy's MultiThreadedExecutor was
-measured here at 3 Hz for a 100 Hz follower + watchdog: its per-callback overhead and GIL
-contention dominate; one SingleThreadedExecutor per node keeps 100 Hz.)
+Each node gets its own executor (`make_executor`: the one `run_node` uses) in its own thread, as
+if it were its own process: a slow camera render never delays the watchdog. (rclpy's
+MultiThreadedExecutor was measured here at 3 Hz for a 100 Hz follower + watchdog: its
+per-callback overhead and GIL contention dominate; one executor per node keeps 100 Hz.)
 
 Used by the demo and the tests, and on machines without `launch`/`launch_ros`. The nodes still
 talk over real DDS (rclpy does not short-cut intra-process traffic).
@@ -20,11 +20,12 @@ from typing import Any
 import rclpy
 import yaml
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from lerobot_ros.core.graph import NodeSpec, yaml_parameters
+from lerobot_ros.nodes.base import make_executor, spin_executor
 
 
 def node_parameters(spec: NodeSpec) -> list[Parameter]:
@@ -56,7 +57,7 @@ class InProcessGraph:
         self.context = Context()
         self._domain_id = domain_id
         self.nodes: dict[str, Node] = {}
-        self._executors: dict[str, SingleThreadedExecutor] = {}
+        self._executors: dict[str, tuple[Executor, threading.Event]] = {}
         self._threads: list[threading.Thread] = []
 
     def start(self) -> InProcessGraph:
@@ -80,31 +81,35 @@ class InProcessGraph:
 
     def add_node(self, node: Node) -> None:
         """Spin `node` (one of ours, or an extra one such as a test probe) in its own thread."""
-        executor = SingleThreadedExecutor(context=self.context)
+        executor = make_executor(self.context)
         executor.add_node(node)
-        self._executors[node.get_fully_qualified_name()] = executor
+        stop = threading.Event()
+        self._executors[node.get_fully_qualified_name()] = (executor, stop)
         thread = threading.Thread(
-            target=self._spin, args=(executor,), name=f"spin-{node.get_name()}", daemon=True
+            target=self._spin, args=(executor, stop), name=f"spin-{node.get_name()}", daemon=True
         )
         self._threads.append(thread)
         thread.start()
 
     def remove_node(self, node: Node) -> None:
         """Stop spinning an extra node added with add_node (the caller destroys it)."""
-        executor = self._executors.pop(node.get_fully_qualified_name(), None)
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
+        entry = self._executors.pop(node.get_fully_qualified_name(), None)
+        if entry is not None:
+            entry[1].set()
+            entry[0].shutdown(timeout_sec=2.0)
 
-    def _spin(self, executor: SingleThreadedExecutor) -> None:
+    def _spin(self, executor: Executor, stop: threading.Event) -> None:
         try:
-            executor.spin()
+            spin_executor(executor, self.context, stop)
         except Exception:
             if self.context.ok():  # a real failure, not the context going down
                 raise
 
     def stop(self) -> None:
         """Stop the callbacks, make every node safe (torque off / hold), then tear down."""
-        for executor in self._executors.values():
+        for _, stop in self._executors.values():
+            stop.set()
+        for executor, _ in self._executors.values():
             executor.shutdown(timeout_sec=2.0)
         self._executors.clear()
         for node in reversed(list(self.nodes.values())):

@@ -55,6 +55,16 @@ def test_bad_parameter_stops_the_node_with_a_clear_message(
     assert "Traceback" not in err, err
 
 
+def test_unknown_executor_stops_the_node_before_it_is_built(domain_id: int) -> None:
+    proc = spawn_node(
+        "lerobot_ros.nodes.arm", domain_id=domain_id, extra_env={"LEROBOT_ROS_EXECUTOR": "multi"}
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, f"rc={proc.returncode}\nstdout:{out}\nstderr:{err}"
+    assert "parameter 'LEROBOT_ROS_EXECUTOR' = 'multi'" in err, err
+    assert "configured" not in err, err  # stopped before the arm was even connected
+
+
 SIGINT_DURING_CONSTRUCTION = r"""
 import os, signal, sys
 from lerobot_ros.nodes.base import LeRobotNode, run_node

@@ -27,17 +27,26 @@ def test_demo_graph_tracks_streams_and_reports() -> None:
     assert s["watchdog_diagnostics"] == 1.0, s
 
 
-def test_killing_the_teleop_process_leaves_the_follower_holding(domain_id: int) -> None:
+@pytest.mark.parametrize("executor", ["events", "single"])
+def test_killing_the_teleop_process_leaves_the_follower_holding(
+    executor: str, domain_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On both executors `run_node` offers (the in-process nodes read the same variable)."""
     from sensor_msgs.msg import JointState
 
     from lerobot_msgs.msg import WatchdogState
     from lerobot_ros.nodes import qos
 
+    monkeypatch.setenv("LEROBOT_ROS_EXECUTOR", executor)
     specs = [spec("follower", FOLLOWER), spec("leader", LEADER), spec("watchdog", WATCHDOG)]
     with GraphHarness(specs, domain_id) as h:
         state = h.inbox(WatchdogState, "/watchdog/state", qos.LATCHED)
         measured = h.inbox(JointState, "/follower/joint_states", qos.SENSOR)
-        teleop = spawn_node("lerobot_ros.nodes.teleop", domain_id=domain_id)
+        teleop = spawn_node(
+            "lerobot_ros.nodes.teleop",
+            domain_id=domain_id,
+            extra_env={"LEROBOT_ROS_EXECUTOR": executor},
+        )
         try:
             # The teleop process drives the follower through the watchdog.
             h.wait(

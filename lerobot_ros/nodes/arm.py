@@ -28,7 +28,6 @@ import time
 from typing import Any
 
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
@@ -50,7 +49,7 @@ from lerobot_ros.core.params import (
 from lerobot_ros.core.robots import ROBOTS, get_robot
 from lerobot_ros.core.stats import PeriodStats
 from lerobot_ros.nodes import qos
-from lerobot_ros.nodes.base import ERROR, OK, WARN, LeRobotNode, run_node
+from lerobot_ros.nodes.base import ERROR, OK, WARN, LeRobotNode, call_soon, run_node
 from lerobot_ros.nodes.convert import joint_state, object_markers, positions_by_name
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
@@ -175,11 +174,6 @@ class ArmNode(LeRobotNode, LifecycleNode):
         self._move_done: Future | None = None
         self._move_error = 0.0
         self._move_result: tuple[bool, str] | None = None
-        # The I/O thread finishes moves; the executor completes the service's future.
-        # Its own group: the awaiting service coroutine holds the default group meanwhile.
-        self._move_guard = self.create_guard_condition(
-            self._complete_move, callback_group=MutuallyExclusiveCallbackGroup()
-        )
         # Trials of a simulated task: only a follower whose backend has a physics scene.
         self._trials: Any = None  # SIM_TASKS object of the backend's current scene
         self._touching: bool | None = None
@@ -409,7 +403,8 @@ class ArmNode(LeRobotNode, LifecycleNode):
             except Exception as exc:
                 message += f"; torque off failed: {exc}"
         self._move_result = (ok, message)
-        self._move_guard.trigger()
+        # The I/O thread finishes moves; the executor completes the service's future.
+        call_soon(self, self._complete_move)
 
     def _complete_move(self) -> None:
         done, result = self._move_done, self._move_result

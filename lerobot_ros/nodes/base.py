@@ -6,14 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.context import Context
 from rclpy.exceptions import ParameterException, ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
@@ -98,29 +100,65 @@ class LeRobotNode(Node):
         """Called once before the node is destroyed (and on SIGINT/SIGTERM): make it safe."""
 
 
-def spin(node: Node) -> None:
-    """Spin one node until shutdown, with the executor LEROBOT_ROS_EXECUTOR names.
+EXECUTORS = ("events", "single")
 
-    "single" (default): SingleThreadedExecutor. rclpy 9.1's MultiThreadedExecutor spins holding
-    the GIL (ros2/rclpy#1452): a 100 Hz loop fell to 3 Hz here, so it is not offered.
-    "events": rclpy's experimental EventsExecutor, about 3x less CPU per callback (teleop
-    latency p50 4.4 -> 1.8 ms in bench/teleop_latency.py); its spin() does not deliver with
-    these wheels, so it is driven with spin_once.
+
+def executor_kind() -> str:
+    """The executor LEROBOT_ROS_EXECUTOR names (default "events"); ParameterError otherwise."""
+    kind = os.environ.get("LEROBOT_ROS_EXECUTOR", "events")
+    if kind not in EXECUTORS:
+        raise ParameterError("LEROBOT_ROS_EXECUTOR", kind, f"must be one of {list(EXECUTORS)}")
+    return kind
+
+
+def make_executor(context: Context, kind: str | None = None) -> Executor:
+    """One node's executor.
+
+    "events" (default): rclpy's EventsExecutor (rclpy.experimental). It dispatches from C++ on
+    the middleware's events instead of rebuilding a wait set in Python for every message: about
+    a fifth of the CPU per callback and half the latency per hop (bench/teleop_latency.py). It
+    does not take guard conditions, so nodes wake their executor with `call_soon`.
+    "single": SingleThreadedExecutor, the fallback if the experimental executor misbehaves.
+    rclpy 9.1's MultiThreadedExecutor spins holding the GIL (ros2/rclpy#1452): a 100 Hz loop
+    fell to 3 Hz here, so it is not offered.
     """
-    kind = os.environ.get("LEROBOT_ROS_EXECUTOR", "single")
+    kind = kind or executor_kind()
     if kind == "events":
         from rclpy.experimental import EventsExecutor
 
-        executor = EventsExecutor(context=node.context)
-        executor.add_node(node)
-        while node.context.ok():
-            executor.spin_once(timeout_sec=0.1)
-        return
-    if kind != "single":
-        raise ParameterError("LEROBOT_ROS_EXECUTOR", kind, "must be single or events")
-    executor = SingleThreadedExecutor(context=node.context)
+        return EventsExecutor(context=context)
+    return SingleThreadedExecutor(context=context)
+
+
+def spin_executor(
+    executor: Executor, context: Context, stop: threading.Event | None = None
+) -> None:
+    """Spin until the context shuts down or `stop` is set. The EventsExecutor's spin() did not
+    deliver with these wheels (and ignored SIGTERM), spin_once in a loop does; with a timeout
+    the loop also notices a shutdown that did not wake it."""
+    while context.ok() and not (stop is not None and stop.is_set()):
+        executor.spin_once(timeout_sec=0.1)
+
+
+def spin(node: Node) -> None:
+    """Spin one node until shutdown on the executor LEROBOT_ROS_EXECUTOR names."""
+    executor = make_executor(node.context)
     executor.add_node(node)
-    executor.spin()
+    spin_executor(executor, node.context)
+
+
+def call_soon(node: Node, callback: Callable[[], Any]) -> bool:
+    """Run `callback` on `node`'s executor thread, from any thread (an I/O or reader thread).
+    Returns False, running nothing, while the node is not spinning yet.
+
+    A task, not a guard condition: the EventsExecutor has no guard conditions, and both
+    executors take tasks from other threads.
+    """
+    executor = node.executor
+    if executor is None:
+        return False
+    executor.create_task(callback)
+    return True
 
 
 def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = None) -> int:
@@ -145,6 +183,7 @@ def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = N
     # rclpy's default handlers turn SIGINT and SIGTERM into a context shutdown: spin() returns
     # and the `finally` below runs node.shutdown().
     try:
+        executor_kind()  # a bad LEROBOT_ROS_EXECUTOR stops here, before any torque goes on
         node = factory()
         constructing[0] = False
         if not interrupted:

@@ -41,7 +41,7 @@ from lerobot_msgs.srv import (
 from lerobot_ros.core.keys import KeyReader, Terminal, TerminalError, is_key_name
 from lerobot_ros.core.params import ParameterError, ParamSpec, non_negative
 from lerobot_ros.nodes import qos
-from lerobot_ros.nodes.base import LeRobotNode, run_node
+from lerobot_ros.nodes.base import LeRobotNode, call_soon, run_node
 
 ACTIONS = ("start", "stop", "discard", "highlight", "intervention", "estop")
 DEFAULT_KEYS: dict[str, list[str]] = {
@@ -123,9 +123,9 @@ class EpisodeKeysNode(LeRobotNode):
         }
         self._estop = self.create_publisher(Bool, "/estop", qos.COMMAND)
         self.create_subscription(EpisodeEvent, "/rollout/events", self._on_event, qos.EVENTS)
-        # Keys cross from the reader thread to the executor through a queue + guard condition.
+        # Keys cross from the reader thread to the executor through a queue + `call_soon`.
         self._keys: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self._wake = self.create_guard_condition(self._drain)
+        self.create_timer(0.5, self._drain)  # keys pressed before the node was spinning
         self.pressed: list[tuple[str, str]] = []  # (key, action or "") in order, for tests
         try:
             self.terminal = Terminal(self.p["tty"])
@@ -145,7 +145,7 @@ class EpisodeKeysNode(LeRobotNode):
     # --- reader thread -> executor -------------------------------------------------------------
     def _on_key(self, key: str) -> None:  # reader thread
         self._keys.put(key)
-        self._wake.trigger()
+        call_soon(self, self._drain)
 
     def _on_end(self, reason: str) -> None:  # reader thread
         self.get_logger().warning(f"no more keys from {self.terminal.path}: {reason}")

@@ -194,7 +194,7 @@ class PolicyRunnerNode(LeRobotNode):
             )
         self.create_timer(
             1.0 / self.p["tick_rate"],
-            self.runner.tick,
+            lambda: self.runner.tick(),  # no argument: the EventsExecutor would pass a TimerInfo
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
         self.create_timer(

@@ -64,7 +64,12 @@ def isolate_this_process(domain_id: int | None = None) -> int:
 
 
 def spawn_node(
-    module: str, ros_args: Sequence[str] = (), *, domain_id: int, **popen: Any
+    module: str,
+    ros_args: Sequence[str] = (),
+    *,
+    domain_id: int,
+    extra_env: dict[str, str] | None = None,
+    **popen: Any,
 ) -> subprocess.Popen[str]:
     """Start `python -m <module> --ros-args ...` as its own process in the isolated graph."""
     cmd = [sys.executable, "-m", module]
@@ -72,7 +77,7 @@ def spawn_node(
         cmd += ["--ros-args", *ros_args]
     return subprocess.Popen(
         cmd,
-        env=isolated_env(domain_id),
+        env={**isolated_env(domain_id), **(extra_env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
