@@ -11,9 +11,12 @@ Fast DDS profile):
 - this bench process: publishes a fake leader `JointState` on /leader/joint_states (SENSOR QoS,
   header.stamp = send time) and a measured follower state on /follower/joint_states (the
   watchdog needs one; the leader stays on it, so the step limit never clips), both at 100 Hz,
-  and subscribes /follower/command (COMMAND QoS) as the "follower". A raw SingleThreadedExecutor
-  spins in a thread; the 100 Hz loop runs in the main thread.
-- `python -m lerobot_ros.nodes.teleop` and `python -m lerobot_ros.nodes.watchdog`, unchanged.
+  and subscribes /follower/command (COMMAND QoS) as the "follower", spun in a thread by the
+  executor a follower node would have (`make_executor`, `--receiver` to change it); the 100 Hz
+  loop runs in the main thread.
+- `python -m lerobot_ros.nodes.teleop` and `python -m lerobot_ros.nodes.watchdog`, unchanged
+  (`run_node`'s default executor, the EventsExecutor); the row `graph_single` runs the same
+  processes with LEROBOT_ROS_EXECUTOR=single (SingleThreadedExecutor, the default before).
 
 Teleop and watchdog both copy the leader's header.stamp through, so each command is matched to
 its leader sample by stamp. Latency = time.time() at receipt - time.time() just before publish
@@ -25,14 +28,13 @@ Baselines, measured in the same run and received by the same bench subscription:
   stamp is the send time, header.frame_id the sequence number for the loss count).
 - bare relay x2: bench -> relay -> relay -> bench, the same shape as bench -> teleop ->
   watchdog -> bench (3 DDS transfers, 2 python callbacks), each relay a plain rclpy Node whose
-  subscription callback is its publisher's `publish`, spun by a SingleThreadedExecutor.
+  subscription callback is its publisher's `publish`, spun by an EventsExecutor like our nodes.
 
 `--profile` adds rows that separate executor cost from DDS cost: bare relay x1 (the path if
-teleop were folded into the watchdog) on a SingleThreadedExecutor and on rclpy's EventsExecutor;
-the bare x2 chain on MultiThreadedExecutor(4) and on the EventsExecutor; our TeleopNode +
+teleop were folded into the watchdog) on a SingleThreadedExecutor and on the EventsExecutor; the
+bare x2 chain on a SingleThreadedExecutor and on MultiThreadedExecutor(4); our TeleopNode +
 WatchdogNode classes (default parameters) spun by MultiThreadedExecutor(4) (what `run_node` used
-before it went single-threaded) and by the EventsExecutor, instead of `run_node`'s
-SingleThreadedExecutor (`--role node`: no change to the node code).
+before it went single-threaded; `--role node`: no change to the node code).
 
 This is a measurement, not a test: it prints numbers and asserts nothing.
 """
@@ -191,6 +193,7 @@ class Phase:
     children: list[tuple[str, list[str]]]  # (name, argv after python)
     pub_topic: str | None  # where the bench publishes the sample; None: a child publishes
     recv_topic: str  # where the bench receives the result
+    env: dict[str, str] = field(default_factory=dict)  # added to the children's environment
     result: dict[str, Any] = field(default_factory=dict)
 
 
@@ -236,17 +239,22 @@ def build_phases(args: argparse.Namespace) -> list[Phase]:
             ("watchdog", node_cmd("watchdog", executor)),
         ]
 
+    single = {"LEROBOT_ROS_EXECUTOR": "single"}
     phases = [
         Phase("graph", "our graph: teleop -> watchdog (node processes)", graph, leader, out),
+        Phase("graph_single", "  same, LEROBOT_ROS_EXECUTOR=single", graph, leader, out, single),
         Phase("hop", "bare one hop: publisher process -> bench", [("pub", pub)], None, pong),
         Phase(
-            "bare2", "bare relay x2 (same shape), SingleThreaded", relay_chain("single"), ping, pong
+            "bare2", "bare relay x2 (same shape), EventsExecutor", relay_chain("events"), ping, pong
         ),
     ]
     if args.profile:
         phases += [
             Phase("bare1", "bare relay x1, SingleThreaded", relay1("single"), ping, pong),
             Phase("bare1_events", "bare relay x1, EventsExecutor", relay1("events"), ping, pong),
+            Phase(
+                "bare2_single", "bare relay x2, SingleThreaded", relay_chain("single"), ping, pong
+            ),
             Phase(
                 "bare2_multi",
                 "bare relay x2, MultiThreadedExecutor(4)",
@@ -255,12 +263,8 @@ def build_phases(args: argparse.Namespace) -> list[Phase]:
                 pong,
             ),
             Phase(
-                "bare2_events", "bare relay x2, EventsExecutor", relay_chain("events"), ping, pong
-            ),
-            Phase(
                 "nodes_multi", "our nodes on MultiThreadedExecutor(4)", nodes("multi"), leader, out
             ),
-            Phase("nodes_events", "our nodes on EventsExecutor", nodes("events"), leader, out),
         ]
     if args.only:
         keys = set(args.only.split(","))
@@ -271,9 +275,8 @@ def build_phases(args: argparse.Namespace) -> list[Phase]:
 class Bench:
     """The bench node: fake leader + measured follower state out, commands in."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, receiver: str) -> None:
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from sensor_msgs.msg import JointState
 
@@ -299,9 +302,14 @@ class Bench:
             self.node.create_subscription(
                 JointState, topic, lambda msg, box=box: self._on_msg(box, msg), qos.COMMAND
             )
-        self.executor = SingleThreadedExecutor()
+        from lerobot_ros.nodes.base import make_executor, spin_executor
+
+        self.executor = make_executor(self.node.context, receiver)
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=spin_executor, args=(self.executor, self.node.context, self.stop), daemon=True
+        )
         self.thread.start()
 
     @staticmethod
@@ -349,7 +357,9 @@ class Bench:
     def close(self) -> None:
         import rclpy
 
+        self.stop.set()
         self.executor.shutdown(timeout_sec=2.0)
+        self.thread.join(timeout=2.0)
         self.node.destroy_node()
         rclpy.try_shutdown()
 
@@ -428,7 +438,7 @@ def run_phase(
     box = bench.recv[phase.recv_topic]
     box.clear()
     t0 = time.monotonic()
-    procs = start_children(phase, env, logdir)
+    procs = start_children(phase, {**env, **phase.env}, logdir)
     try:
         # Until the first result comes back (processes up, discovery done), then warm up.
         if phase.pub_topic is None:
@@ -487,7 +497,7 @@ def report(phases: list[Phase], args: argparse.Namespace, load: tuple[float, ...
         f"{args.seconds:.0f} s per row after {args.warmup:.0f} s warm-up"
     )
     print(f"FASTDDS_DEFAULT_PROFILES_FILE={args.profile_file}")
-    print(f"scheduling: {scheduling()}")
+    print(f"scheduling: {scheduling()}; bench receiver: {args.receiver} executor")
     print(
         f"cpus={os.cpu_count()} load average before/after: {load[0]:.2f} / {os.getloadavg()[0]:.2f}"
     )
@@ -508,11 +518,15 @@ def report(phases: list[Phase], args: argparse.Namespace, load: tuple[float, ...
     by_key = {ph.key: ph.result for ph in phases}
     ours = by_key.get("graph", {"error": "not run"})
     print()
-    for key, name in (("hop", "one bare hop"), ("bare2", "bare relay x2 (same shape)")):
+    for key, name in (
+        ("hop", "one bare hop"),
+        ("bare2", "bare relay x2 (same shape)"),
+        ("graph_single", "the same on SingleThreadedExecutor"),
+    ):
         ref = by_key.get(key, {"error": "not run"})
         if "error" not in ours and "error" not in ref:
             print(
-                f"ratio our 2-hop graph / {name}: p50 {ours['p50'] / ref['p50']:.2f}x, "
+                f"ratio our graph / {name}: p50 {ours['p50'] / ref['p50']:.2f}x, "
                 f"p99 {ours['p99'] / ref['p99']:.2f}x"
             )
     if "error" in ours:
@@ -550,7 +564,7 @@ def run_bench(args: argparse.Namespace) -> int:
             print(f"[bench] --nice {args.nice}: {exc}; running at nice 0")
             args.nice = 0
     phases = build_phases(args)
-    bench = Bench(args.rate)
+    bench = Bench(args.rate, args.receiver)
     with tempfile.TemporaryDirectory(prefix="teleop_latency_") as tmp:
         logdir = Path(tmp)
         try:
@@ -581,8 +595,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="",
-        help="comma-separated row keys: graph,hop,bare2 (+ with --profile: bare1,bare1_events,"
-        "bare2_multi,bare2_events,nodes_multi,nodes_events)",
+        help="comma-separated row keys: graph,graph_single,hop,bare2 (+ with --profile: bare1,"
+        "bare1_events,bare2_single,bare2_multi,nodes_multi)",
+    )
+    ap.add_argument(
+        "--receiver",
+        choices=("events", "single"),
+        default=None,
+        help="executor of the bench's receiving node (default: run_node's, LEROBOT_ROS_EXECUTOR)",
     )
     ap.add_argument(
         "--nice",
@@ -606,6 +626,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--executor", choices=EXECUTORS, default="single", help=hide)
     ap.add_argument("--node", choices=("teleop", "watchdog"), default="teleop", help=hide)
     args = ap.parse_args(argv)
+    if args.receiver is None:
+        from lerobot_ros.nodes.base import executor_kind
+
+        args.receiver = executor_kind()
     if args.profile_file is None:
         args.profile_file = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or shipped_profile()
     return args

@@ -15,7 +15,7 @@ from lerobot_ros.core.robots import SO_ARM_JOINTS
 from lerobot_ros.core.teleop import JointMap
 from lerobot_ros.nodes import qos
 from lerobot_ros.nodes.base import LeRobotNode, run_node
-from lerobot_ros.nodes.convert import positions_by_name
+from lerobot_ros.nodes.convert import float64_array, positions_by_name
 
 TELEOP_PARAMS = [
     ParamSpec("leader_topic", "/leader/joint_states", "Leader arm JointState topic."),
@@ -45,17 +45,17 @@ class TeleopNode(LeRobotNode):
             self.p["leader_joints"], self.p["follower_joints"], self.p["scale"], self.p["offset"]
         )
         self._pub = self.create_publisher(JointState, "~/command", qos.COMMAND)
+        self._out = JointState(name=list(self.map.follower))
         self.create_subscription(JointState, self.p["leader_topic"], self._on_leader, qos.SENSOR)
 
     def _on_leader(self, msg: JointState) -> None:
         q = positions_by_name(msg, self.map.leader)
         if q is None:
             return
-        out = JointState()
+        out = self._out
         out.header.stamp = msg.header.stamp  # keep the leader's capture time end to end
-        out.name = list(self.map.follower)
-        out.position = self.map.apply(q).tolist()
-        self._pub.publish(out)
+        out.position = float64_array(self.map.apply(q))
+        self._pub.publish(out)  # serialized here, so the message can be reused
 
 
 def main(args: list[str] | None = None) -> int:

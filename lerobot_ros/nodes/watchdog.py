@@ -34,7 +34,7 @@ from lerobot_ros.core.safety import JointLimits, Violation, Watchdog, WatchdogEv
 from lerobot_ros.core.urdf import joint_limits, load_urdf
 from lerobot_ros.nodes import qos
 from lerobot_ros.nodes.base import ERROR, OK, WARN, LeRobotNode, run_node
-from lerobot_ros.nodes.convert import joint_state, to_time
+from lerobot_ros.nodes.convert import float64_array, to_time
 
 WATCHDOG_PARAMS = [
     ParamSpec("robot", "so101", "Robot model (joint names, URDF limits).", (one_of(ROBOTS.names),)),
@@ -114,6 +114,7 @@ class WatchdogNode(LeRobotNode):
         group = MutuallyExclusiveCallbackGroup()
 
         self._out = self.create_publisher(JointState, self.p["output_topic"], qos.COMMAND)
+        self._out_msg = JointState(name=list(self.core.joint_names))
         self._state_pub = self.create_publisher(WatchdogState, "~/state", qos.LATCHED)
         self._estop_pub = self.create_publisher(Bool, "~/estop", qos.LATCHED)
         self._events = self.create_publisher(EpisodeEvent, "~/events", qos.EVENTS)
@@ -232,9 +233,10 @@ class WatchdogNode(LeRobotNode):
 
     # --- outputs ----------------------------------------------------------------------------
     def _forward(self, command: np.ndarray, source_msg: JointState | None = None) -> None:
-        msg = joint_state(self.core.joint_names, command, self._now())
-        if source_msg is not None:
-            msg.header.stamp = source_msg.header.stamp  # latency is traceable end to end
+        msg = self._out_msg  # reused: publish() serializes it before returning
+        # The source's stamp goes through, so latency is traceable end to end.
+        msg.header.stamp = to_time(self._now()) if source_msg is None else source_msg.header.stamp
+        msg.position = float64_array(command)
         self._out.publish(msg)
 
     def _tick(self) -> None:
