@@ -38,6 +38,7 @@ setup(
             "ee_teleop = lerobot_ros.nodes.ee_teleop:main",
             "visualizer = lerobot_ros.nodes.visualizer:main",
             "watchdog = lerobot_ros.nodes.watchdog:main",
+            "container = lerobot_ros.nodes.container:main",
             "chunk_player = lerobot_ros.nodes.chunk_player:main",
             "policy_runner = lerobot_ros.nodes.policy_runner:main",
             "train = lerobot_ros.core.training.cli:main",

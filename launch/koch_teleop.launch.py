@@ -24,6 +24,7 @@ ARGUMENTS = (
     "input",
     "input_device",
     "rqt",
+    "compose",
 )
 
 
@@ -37,6 +38,7 @@ def generate_launch_description() -> LaunchDescription:
         "params_file": "",
         "input": "leader",
         "rqt": "false",
+        "compose": "false",
     }
     return LaunchDescription(
         [

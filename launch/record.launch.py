@@ -26,6 +26,11 @@ ARGUMENTS = {
     "input": ("leader", "Who drives the follower: leader, keyboard or gamepad (end-effector)."),
     "input_device": ("", "keyboard: a tty (empty = a new xterm); gamepad: a joystick device."),
     "rqt": ("false", "Start rqt with config/so101.perspective (monitor, plots, e-stop)."),
+    "compose": (
+        "false",
+        "true: the teleop runs in the watchdog's process (one DDS transfer less from leader to "
+        "follower; a crash takes both down).",
+    ),
 }
 
 

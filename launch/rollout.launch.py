@@ -32,6 +32,11 @@ ARGUMENTS = {
     "cameras": ("front", "Comma-separated camera names, each a node /cameras/<name>."),
     "rviz": ("false", "Start RViz with config/<robot>.rviz."),
     "rqt": ("false", "Start rqt with config/so101.perspective (e-stop, save_highlight, plots)."),
+    "compose": (
+        "false",
+        "true: the teleop runs in the watchdog's process (one DDS transfer less from leader to "
+        "follower; a crash takes both down).",
+    ),
     "params_file": ("", "Parameter YAML for every node; empty = config/<robot>.yaml."),
     "follower_port": ("", "Hardware: follower serial port; empty = the parameter file's."),
     "leader_port": ("", "Hardware (dagger): leader serial port; empty = the parameter file's."),

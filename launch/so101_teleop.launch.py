@@ -34,6 +34,11 @@ ARGUMENTS = {
         "joystick device (empty = /dev/input/js0).",
     ),
     "rqt": ("false", "Start rqt with config/so101.perspective (monitor, plots, e-stop)."),
+    "compose": (
+        "false",
+        "true: the teleop runs in the watchdog's process (one DDS transfer less from leader to "
+        "follower; a crash takes both down).",
+    ),
 }
 
 

@@ -24,8 +24,8 @@ from rclpy.executors import Executor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from lerobot_ros.core.graph import NodeSpec, yaml_parameters
-from lerobot_ros.nodes.base import make_executor, spin_executor
+from lerobot_ros.core.graph import NodeSpec, processes, yaml_parameters
+from lerobot_ros.nodes.base import compose, make_executor, spin_executor
 
 
 def node_parameters(spec: NodeSpec) -> list[Parameter]:
@@ -59,8 +59,10 @@ class InProcessGraph:
         self.nodes: dict[str, Node] = {}
         self._executors: dict[str, tuple[Executor, threading.Event]] = {}
         self._threads: list[threading.Thread] = []
+        self.wired: list[tuple[str, str, str]] = []  # (topic, publisher, subscriber) composed
 
     def start(self) -> InProcessGraph:
+        groups = processes(self.specs)  # a bad grouping fails before any node exists
         rclpy.init(context=self.context, domain_id=self._domain_id)
         try:
             for spec in self.specs:
@@ -75,18 +77,29 @@ class InProcessGraph:
         except BaseException:
             self.stop()
             raise
-        for node in self.nodes.values():
-            self.add_node(node)
+        for group in groups:
+            self._spin_group([self.nodes[spec.name] for spec in group])
         return self
 
     def add_node(self, node: Node) -> None:
         """Spin `node` (one of ours, or an extra one such as a test probe) in its own thread."""
+        self._spin_group([node])
+
+    def _spin_group(self, nodes: list[Node]) -> None:
+        """One executor thread for `nodes`, composed (`compose`) when there are several: what
+        one process of the launched graph does."""
+        self.wired += compose(nodes)  # before spinning: no message is taken twice
         executor = make_executor(self.context)
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         stop = threading.Event()
-        self._executors[node.get_fully_qualified_name()] = (executor, stop)
+        for node in nodes:
+            self._executors[node.get_fully_qualified_name()] = (executor, stop)
         thread = threading.Thread(
-            target=self._spin, args=(executor, stop), name=f"spin-{node.get_name()}", daemon=True
+            target=self._spin,
+            args=(executor, stop),
+            name=f"spin-{nodes[0].get_name()}",
+            daemon=True,
         )
         self._threads.append(thread)
         thread.start()
@@ -107,9 +120,10 @@ class InProcessGraph:
 
     def stop(self) -> None:
         """Stop the callbacks, make every node safe (torque off / hold), then tear down."""
-        for _, stop in self._executors.values():
+        executors = {id(e): (e, stop) for e, stop in self._executors.values()}.values()
+        for _, stop in executors:
             stop.set()
-        for executor, _ in self._executors.values():
+        for executor, _ in executors:
             executor.shutdown(timeout_sec=2.0)
         self._executors.clear()
         for node in reversed(list(self.nodes.values())):

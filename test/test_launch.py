@@ -63,6 +63,7 @@ DEFAULTS = {
     "input": "leader",
     "input_device": "",
     "rqt": "false",
+    "compose": "false",
 }
 
 
@@ -191,6 +192,41 @@ def test_nodes_match_the_graph(arguments: dict[str, str], fastdds_env: None) -> 
     assert [n.node_name for n in nodes] == [s.fqn for s in specs]
     for node, spec in zip(nodes, specs, strict=True):
         check_node(context, node, spec)
+
+
+@pytest.mark.parametrize("launch_file", ["so101", "rollout"])
+def test_compose_starts_teleop_and_watchdog_in_one_container(
+    launch_file: str, fastdds_env: None
+) -> None:
+    """compose:=true: one `container` process for both nodes, no node-name remap (it would rename
+    both), the parameter file plus each node's overrides under its own name."""
+    from lerobot_ros.core.graph import RolloutGraphArgs, processes, rollout_graph
+
+    if launch_file == "so101":
+        arguments = {"compose": "true"}
+        context, _, nodes = expand(arguments)
+        specs = teleop_graph(TeleopGraphArgs.from_strings({**DEFAULTS, **arguments}))
+    else:
+        arguments = {"compose": "true", "strategy": "dagger"}
+        context, _, nodes = expand(arguments, ROLLOUT_LAUNCH)
+        specs = rollout_graph(RolloutGraphArgs.from_strings({**rollout_defaults(), **arguments}))
+    groups = processes(specs)
+    assert len(nodes) == len(groups) == len(specs) - 1
+    (container,) = [n for n in nodes if n.node_executable == "container"]
+    (group,) = [g for g in groups if len(g) > 1]
+    assert [s.name for s in group] == ["teleop", "watchdog"]
+    cmd = cmd_text(context, container)
+    assert cmd[:2] == [f"{s.in_process}={s.name}" for s in group]
+    assert "<ros>" not in cmd  # no __node / __ns remap
+    args = parameter_arguments(container)
+    assert args[:-1] == [(f, True) for f in group[0].param_files]
+    written = yaml.safe_load(Path(args[-1][0]).read_text())
+    assert written == {
+        s.fqn: {"ros__parameters": _lists(dict(s.parameters))} for s in group if s.parameters
+    }
+    for node, g in zip(nodes, groups, strict=True):
+        if len(g) == 1:
+            check_node(context, node, g[0])
 
 
 def test_params_file_argument(tmp_path: Path, fastdds_env: None) -> None:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -38,6 +38,9 @@ class NodeSpec:
     # "module:Class" for the in-process runner; None for nodes that only exist in a ROS 2
     # install (robot_state_publisher, rviz2), which the runner skips.
     in_process: str | None = None
+    # Nodes with the same non-empty `process` run composed in one process on one executor
+    # (the `container` executable; nodes/base.py `compose`); a group of one runs on its own.
+    process: str = ""
 
     @property
     def fqn(self) -> str:
@@ -72,6 +75,9 @@ class TeleopGraphArgs:
     input: str = "leader"
     input_device: str = ""
     rqt: bool = False  # rqt with config/<robot>.perspective
+    # Teleop composed into the watchdog's process: one DDS transfer less on the leader ->
+    # follower path, at the price of isolation (a crash takes both down).
+    compose: bool = False
 
     @classmethod
     def from_strings(cls, values: Mapping[str, str]) -> TeleopGraphArgs:
@@ -104,6 +110,7 @@ class TeleopGraphArgs:
             input=source,
             input_device=values.get("input_device", ""),
             rqt=_flag("rqt", values.get("rqt", "false")),
+            compose=_flag("compose", values.get("compose", "false")),
         )
 
 
@@ -115,6 +122,32 @@ def teleop_inputs() -> list[str]:
 
 
 EE_TELEOP_SOURCE = "ee_teleop"  # the end-effector teleop node's name = its watchdog source
+CONTROL_PROCESS = "control"  # with compose: the process of the teleop and the watchdog
+
+
+def processes(specs: Iterable[NodeSpec]) -> list[list[NodeSpec]]:
+    """The OS processes of a graph, in start order: one spec each, or a composed group of the
+    specs that share a `process` (a group of one is a plain node)."""
+    groups: dict[str, list[NodeSpec]] = {}
+    out: list[list[NodeSpec]] = []
+    for spec in specs:
+        if not spec.process:
+            out.append([spec])
+        elif spec.process in groups:
+            groups[spec.process].append(spec)
+        else:
+            groups[spec.process] = [spec]
+            out.append(groups[spec.process])
+    for group in groups.values():
+        for spec in group:
+            if len(group) > 1 and (spec.remappings or spec.prefix or spec.arguments):
+                raise ParameterError(
+                    "process",
+                    spec.process,
+                    f"composed node '{spec.name}' cannot have "
+                    "remappings, a prefix or arguments of its own (they would apply to all)",
+                )
+    return out
 
 
 def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
@@ -159,6 +192,7 @@ def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
                 "teleop",
                 param_files=files,
                 in_process="lerobot_ros.nodes.teleop:TeleopNode",
+                process=CONTROL_PROCESS if args.compose else "",
             ),
         ]
     else:
@@ -171,6 +205,7 @@ def teleop_graph(args: TeleopGraphArgs) -> list[NodeSpec]:
             param_files=files,
             parameters=watchdog,
             in_process="lerobot_ros.nodes.watchdog:WatchdogNode",
+            process=CONTROL_PROCESS if args.compose else "",
         )
     )
     specs += [

@@ -18,7 +18,10 @@ from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
+from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import Subscription
 
 from lerobot_ros.core.params import ParameterError, ParamSpec, validate
 
@@ -70,6 +73,25 @@ def _override_value(node: Node, name: str) -> Any:
     return None if param is None else param.value
 
 
+class Output:
+    """A publisher that also hands each message, in the same thread, to the inputs of nodes
+    composed into the same process (`compose`): rclpy has no intra-process transport, and each
+    DDS transfer costs a thread wake-up or two. Everyone else still gets it over DDS."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.local: list[Callable[[Any], None]] = []
+
+    @property
+    def topic(self) -> str:
+        return self.publisher.topic_name
+
+    def publish(self, msg: Any) -> None:
+        for deliver in self.local:  # first: these are the latency path
+            deliver(msg)
+        self.publisher.publish(msg)
+
+
 class LeRobotNode(Node):
     """A Node whose parameters come from `PARAMS` (a list of ParamSpec) and land in `self.p`."""
 
@@ -79,6 +101,28 @@ class LeRobotNode(Node):
         super().__init__(node_name, **kwargs)
         self.p: dict[str, Any] = declare_parameters(self, self.PARAMS)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.outputs: list[Output] = []
+        # resolved topic -> (DDS subscription, callback), for `compose`
+        self.inputs: dict[str, tuple[Subscription, Callable[[Any], None]]] = {}
+
+    def create_output(self, msg_type: type, topic: str, qos: QoSProfile) -> Output:
+        """A publisher whose messages `compose` can also deliver in-process."""
+        out = Output(self.create_publisher(msg_type, topic, qos))
+        self.outputs.append(out)
+        return out
+
+    def create_input(
+        self,
+        msg_type: type,
+        topic: str,
+        callback: Callable[[Any], None],
+        qos: QoSProfile,
+        **kw: Any,
+    ) -> Subscription:
+        """A subscription that `compose` may replace by direct delivery from a composed node."""
+        sub = self.create_subscription(msg_type, topic, callback, qos, **kw)
+        self.inputs[sub.topic_name] = (sub, callback)
+        return sub
 
     def publish_diagnostics(
         self, name: str, level: bytes, message: str, values: dict[str, Any]
@@ -140,13 +184,6 @@ def spin_executor(
         executor.spin_once(timeout_sec=0.1)
 
 
-def spin(node: Node) -> None:
-    """Spin one node until shutdown on the executor LEROBOT_ROS_EXECUTOR names."""
-    executor = make_executor(node.context)
-    executor.add_node(node)
-    spin_executor(executor, node.context)
-
-
 def call_soon(node: Node, callback: Callable[[], Any]) -> bool:
     """Run `callback` on `node`'s executor thread, from any thread (an I/O or reader thread).
     Returns False, running nothing, while the node is not spinning yet.
@@ -161,9 +198,44 @@ def call_soon(node: Node, callback: Callable[[], Any]) -> bool:
     return True
 
 
+def compose(nodes: Sequence[Node]) -> list[tuple[str, str, str]]:
+    """Wire nodes that share one process AND one executor thread: where one node's Output and
+    another's input are the same topic, the message is handed over by a direct call and the
+    input's DDS subscription is destroyed (so it is not processed twice). The topic is still
+    published over DDS for everyone else; publishers of that topic in OTHER processes are then
+    no longer heard by the composed input. Returns (topic, publisher node, subscriber node)."""
+    wired: list[tuple[str, str, str]] = []
+    for pub_node in nodes:
+        for out in getattr(pub_node, "outputs", ()):
+            for sub_node in nodes:
+                entry = (
+                    getattr(sub_node, "inputs", {}).get(out.topic)
+                    if sub_node is not pub_node
+                    else None
+                )
+                if entry is None:
+                    continue
+                subscription, callback = entry
+                sub_node.destroy_subscription(subscription)
+                del sub_node.inputs[out.topic]
+                out.local.append(callback)
+                wired.append((out.topic, pub_node.get_name(), sub_node.get_name()))
+                sub_node.get_logger().info(
+                    f"composed: {out.topic} from '{pub_node.get_name()}' by a direct call"
+                )
+    return wired
+
+
 def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = None) -> int:
     """Entry point for console scripts: init, spin, and always
     call `node.shutdown()` (torque off / hold) before exiting, whatever ended the spin."""
+    return run_nodes([factory], args)
+
+
+def run_nodes(
+    factories: Sequence[Callable[[], LeRobotNode]], args: Sequence[str] | None = None
+) -> int:
+    """`run_node` for several nodes composed into one process (`compose`, one executor)."""
     # Our own SIGINT handler: rclpy's can make an in-flight take_message raise a RuntimeError
     # while the context is still "ok" (seen in 3 of 12 launches); with this, 16 of 16 exits
     # were clean. SIGTERM keeps rclpy's handler (context shutdown -> spin returns).
@@ -179,15 +251,20 @@ def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = N
 
     signal.signal(signal.SIGINT, on_sigint)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.SIGTERM)
-    node: LeRobotNode | None = None
+    nodes: list[LeRobotNode] = []
     # rclpy's default handlers turn SIGINT and SIGTERM into a context shutdown: spin() returns
     # and the `finally` below runs node.shutdown().
     try:
         executor_kind()  # a bad LEROBOT_ROS_EXECUTOR stops here, before any torque goes on
-        node = factory()
+        for factory in factories:
+            nodes.append(factory())
         constructing[0] = False
         if not interrupted:
-            spin(node)
+            compose(nodes)  # before spinning: no message is taken twice
+            executor = make_executor(nodes[0].context)
+            for node in nodes:
+                executor.add_node(node)
+            spin_executor(executor, nodes[0].context)
     except ParameterError as exc:
         print(f"[lerobot_ros] {exc}", file=sys.stderr)
         return 2
@@ -197,10 +274,20 @@ def run_node(factory: Callable[..., LeRobotNode], args: Sequence[str] | None = N
         if rclpy.ok() and not interrupted:
             raise
     finally:
-        if node is not None:
-            try:
-                node.shutdown()
-            finally:
-                node.destroy_node()
+        _shutdown_all(reversed(nodes))
         rclpy.try_shutdown()
     return 0
+
+
+def _shutdown_all(nodes: Iterable[LeRobotNode]) -> None:
+    """shutdown() then destroy every node, even if one of them raises (the first is re-raised)."""
+    error: BaseException | None = None
+    for node in nodes:
+        try:
+            node.shutdown()
+        except BaseException as exc:
+            error = error or exc
+        finally:
+            node.destroy_node()
+    if error is not None:
+        raise error

@@ -44,7 +44,8 @@ class TeleopNode(LeRobotNode):
         self.map = JointMap.from_params(
             self.p["leader_joints"], self.p["follower_joints"], self.p["scale"], self.p["offset"]
         )
-        self._pub = self.create_publisher(JointState, "~/command", qos.COMMAND)
+        # An Output: composed with the watchdog (`compose`), the command is handed over directly.
+        self._pub = self.create_output(JointState, "~/command", qos.COMMAND)
         self._out = JointState(name=list(self.map.follower))
         self.create_subscription(JointState, self.p["leader_topic"], self._on_leader, qos.SENSOR)
 

@@ -127,7 +127,8 @@ class WatchdogNode(LeRobotNode):
             callback_group=group,
         )
         for source in self.p["sources"]:
-            self.create_subscription(
+            # Inputs: a source node composed into this process hands its commands over directly.
+            self.create_input(
                 JointState,
                 f"/{source}/command",
                 lambda msg, s=source: self._on_command(s, msg),
