@@ -41,6 +41,7 @@ from lerobot_ros.testing.ros import spawn_node  # noqa: E402
         ),
         ("lerobot_ros.nodes.arm", ["-p", "robot:=ur5"], "parameter 'robot' = 'ur5'"),
         ("lerobot_ros.nodes.arm", ["-p", "backend:=can_bus"], "parameter 'backend' = 'can_bus'"),
+        ("lerobot_ros.nodes.arm", ["-p", "rt_priority:=100"], "parameter 'rt_priority' = 100"),
         ("lerobot_ros.nodes.camera", ["-p", "fps:=0.0"], "parameter 'fps' = 0.0"),
         ("lerobot_ros.nodes.teleop", ["-p", "scale:=[1.0,2.0]"], "parameter 'scale' = [1.0, 2.0]"),
     ],

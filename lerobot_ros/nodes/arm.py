@@ -49,7 +49,16 @@ from lerobot_ros.core.params import (
 from lerobot_ros.core.robots import ROBOTS, get_robot
 from lerobot_ros.core.stats import PeriodStats
 from lerobot_ros.nodes import qos
-from lerobot_ros.nodes.base import ERROR, OK, WARN, LeRobotNode, call_soon, run_node
+from lerobot_ros.nodes.base import (
+    ERROR,
+    OK,
+    RT_PRIORITY,
+    WARN,
+    LeRobotNode,
+    call_soon,
+    report_priority,
+    run_node,
+)
 from lerobot_ros.nodes.convert import joint_state, object_markers, positions_by_name
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
@@ -69,6 +78,7 @@ def arm_params(role: str) -> list[ParamSpec]:
         ),
         ParamSpec("urdf", "", "URDF file; empty = the robot's urdf/<robot>.urdf.", (file_exists,)),
         ParamSpec("rate", 100.0, "Hz of the read / write / publish loop.", (positive,)),
+        RT_PRIORITY,
         ParamSpec("max_velocity", 3.0, "rad/s, speed limit of a simulated arm.", (positive,)),
         ParamSpec(
             "port",
@@ -149,7 +159,10 @@ class ArmNode(LeRobotNode, LifecycleNode):
         )
         self._lock = threading.Lock()  # the latest command, between callback and I/O thread
         self._io_lock = threading.RLock()  # every backend call: I/O thread vs ROS callbacks
-        self._io = PeriodicThread(1.0 / self.p["rate"], self._tick, name=f"{role}-io")
+        self._io = PeriodicThread(
+            1.0 / self.p["rate"], self._tick, name=f"{role}-io", priority=self.p["rt_priority"]
+        )
+        self._priority_reported = False
         self._pending: np.ndarray | None = None
         self._accepting = False  # True only while active
         self._connected = False
@@ -211,6 +224,9 @@ class ArmNode(LeRobotNode, LifecycleNode):
         self._consecutive_errors = 0
         self._last_tick = None
         self._io.start()
+        if not self._priority_reported:
+            self._priority_reported = True
+            report_priority(self, self._io)
         self.get_logger().info(
             f"{self.role} '{self.robot.name}' on '{self.p['backend']}': configured, torque off"
         )

@@ -23,7 +23,8 @@ from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 
-from lerobot_ros.core.params import ParameterError, ParamSpec, validate
+from lerobot_ros.core.loop import PeriodicThread, set_process_fifo
+from lerobot_ros.core.params import ParameterError, ParamSpec, in_range, validate
 
 _ROS_TYPES = {
     "bool": ParameterType.PARAMETER_BOOL,
@@ -71,6 +72,28 @@ def declare_parameters(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]
 def _override_value(node: Node, name: str) -> Any:
     param = node._parameter_overrides.get(name)
     return None if param is None else param.value
+
+
+RT_PRIORITY = ParamSpec(
+    "rt_priority",
+    10,
+    "SCHED_FIFO priority (1-99; 0 = normal scheduling) of the node's process when it runs as "
+    "its own process, and of its control loop thread. Needs CAP_SYS_NICE or an rtprio limit; "
+    "without it the node runs normally, with a warning.",
+    (in_range(0, 99),),
+)
+
+
+def report_priority(node: Node, loop: PeriodicThread) -> None:
+    """Log once whether the loop got the real-time priority `rt_priority` asked for."""
+    if loop.realtime:
+        node.get_logger().info(f"{loop.name}: SCHED_FIFO priority {loop.priority}")
+    elif loop.priority_error:
+        node.get_logger().warning(
+            f"parameter 'rt_priority' = {loop.priority}: {loop.priority_error}; the "
+            f"{loop.name} loop runs at normal priority (grant CAP_SYS_NICE or an rtprio limit, "
+            "or set rt_priority: 0 to silence this)"
+        )
 
 
 class Output:
@@ -261,6 +284,7 @@ def run_nodes(
         constructing[0] = False
         if not interrupted:
             compose(nodes)  # before spinning: no message is taken twice
+            _realtime_process(nodes)
             executor = make_executor(nodes[0].context)
             for node in nodes:
                 executor.add_node(node)
@@ -277,6 +301,22 @@ def run_nodes(
         _shutdown_all(reversed(nodes))
         rclpy.try_shutdown()
     return 0
+
+
+def _realtime_process(nodes: Sequence[LeRobotNode]) -> None:
+    """The highest `rt_priority` among the nodes, for every thread of this process."""
+    priority = max((int(n.p.get("rt_priority", 0)) for n in nodes), default=0)
+    if priority <= 0:
+        return
+    error = set_process_fifo(priority)
+    logger = nodes[0].get_logger()
+    if error:
+        logger.warning(
+            f"parameter 'rt_priority' = {priority}: {error}; the process runs at normal "
+            "priority (grant CAP_SYS_NICE or an rtprio limit, or set rt_priority: 0)"
+        )
+    else:
+        logger.info(f"process threads: SCHED_FIFO priority {priority} (rt_priority)")
 
 
 def _shutdown_all(nodes: Iterable[LeRobotNode]) -> None:

@@ -14,7 +14,7 @@ from lerobot_ros.core.params import ParamSpec, all_finite, non_empty, unique
 from lerobot_ros.core.robots import SO_ARM_JOINTS
 from lerobot_ros.core.teleop import JointMap
 from lerobot_ros.nodes import qos
-from lerobot_ros.nodes.base import LeRobotNode, run_node
+from lerobot_ros.nodes.base import RT_PRIORITY, LeRobotNode, run_node
 from lerobot_ros.nodes.convert import float64_array, positions_by_name
 
 TELEOP_PARAMS = [
@@ -33,6 +33,7 @@ TELEOP_PARAMS = [
     ),
     ParamSpec("scale", [1.0] * 6, "Per joint: follower = scale * leader + offset.", (all_finite,)),
     ParamSpec("offset", [0.0] * 6, "Per joint offset, rad.", (all_finite,)),
+    RT_PRIORITY,
 ]
 
 

@@ -33,7 +33,7 @@ from lerobot_ros.core.robots import ROBOTS, get_robot
 from lerobot_ros.core.safety import JointLimits, Violation, Watchdog, WatchdogEvent
 from lerobot_ros.core.urdf import joint_limits, load_urdf
 from lerobot_ros.nodes import qos
-from lerobot_ros.nodes.base import ERROR, OK, WARN, LeRobotNode, run_node
+from lerobot_ros.nodes.base import ERROR, OK, RT_PRIORITY, WARN, LeRobotNode, run_node
 from lerobot_ros.nodes.convert import float64_array, to_time
 
 WATCHDOG_PARAMS = [
@@ -72,6 +72,7 @@ WATCHDOG_PARAMS = [
         (one_of([v.value for v in Violation]),),
     ),
     ParamSpec("rate", 100.0, "Hz of the hold / timeout check (the control period).", (positive,)),
+    RT_PRIORITY,
     ParamSpec(
         "sources",
         ["teleop", "chunk_player", "ee_teleop"],
