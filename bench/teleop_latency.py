@@ -240,6 +240,7 @@ def build_phases(args: argparse.Namespace) -> list[Phase]:
         ]
 
     single = {"LEROBOT_ROS_EXECUTOR": "single"}
+    nort = [(name, [*argv, "--ros-args", "-p", "rt_priority:=0"]) for name, argv in graph]
     composed = [
         (
             "container",
@@ -255,6 +256,7 @@ def build_phases(args: argparse.Namespace) -> list[Phase]:
         Phase("graph", "our graph: teleop -> watchdog (node processes)", graph, leader, out),
         Phase("composed", "  composed: one container (compose:=true)", composed, leader, out),
         Phase("graph_single", "  same, LEROBOT_ROS_EXECUTOR=single", graph, leader, out, single),
+        Phase("graph_nort", "  same, rt_priority:=0 (normal scheduling)", nort, leader, out),
         Phase("hop", "bare one hop: publisher process -> bench", [("pub", pub)], None, pong),
         Phase(
             "bare2", "bare relay x2 (same shape), EventsExecutor", relay_chain("events"), ping, pong
@@ -609,8 +611,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="",
-        help="comma-separated row keys: graph,composed,graph_single,hop,bare2 (+ --profile: bare1,"
-        "bare1_events,bare2_single,bare2_multi,nodes_multi)",
+        help="comma-separated row keys: graph,composed,graph_single,graph_nort,hop,bare2 "
+        "(+ --profile: bare1,bare1_events,bare2_single,bare2_multi,nodes_multi)",
     )
     ap.add_argument(
         "--receiver",
