@@ -1,61 +1,72 @@
-"""PeriodicThread: fixed rate, no burst after a stall, and the real-time priority of its thread
-(granted where the process may, refused with the reason where it may not)."""
+"""PeriodicThread (fixed rate, no burst after a stall) and real-time priority for a node's
+process: every thread, including those started later, or a refusal that says why. The priority
+is tried in a child process, never in the test process."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import resource
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from lerobot_ros.core.loop import PeriodicThread
+from lerobot_ros.core.loop import PeriodicThread, set_fifo
+
+CHILD = r"""
+import json, os, sys, threading, time
+from lerobot_ros.core.loop import PeriodicThread, set_process_fifo
+
+def policies():
+    return sorted({os.sched_getscheduler(int(t)) for t in os.listdir("/proc/self/task")})
+
+before = PeriodicThread(0.01, lambda: None, name="before")
+before.start()
+error = set_process_fifo(int(sys.argv[1]))
+after = PeriodicThread(0.01, lambda: None, name="after")  # started later: inherits
+after.start()
+time.sleep(0.05)
+print(json.dumps({"error": error, "policies": policies(), "threads": threading.active_count()}))
+"""
 
 
-def policy_of_loop(priority: int) -> tuple[PeriodicThread, int, int]:
-    """Start a loop, read its thread's policy and the calling thread's, stop it."""
-    seen: list[int] = []
-
-    def fn() -> None:
-        if not seen:
-            seen.append(os.sched_getscheduler(0))
-
-    loop = PeriodicThread(0.005, fn, name="t", priority=priority)
-    loop.start()
-    try:
-        deadline = time.monotonic() + 2.0
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        loop.stop()
-    return loop, seen[0], os.sched_getscheduler(0)
+def run_child(priority: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(priority)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def may_use_fifo() -> bool:
-    """Root, or an rtprio limit (the two ways a process gets SCHED_FIFO on Linux)."""
-    import resource
-
+    """Root, or an rtprio limit: the two ways a process gets SCHED_FIFO on Linux."""
     return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0
 
 
-def test_priority_zero_keeps_normal_scheduling() -> None:
-    loop, policy, _ = policy_of_loop(0)
-    assert policy == os.SCHED_OTHER
-    assert not loop.realtime and loop.priority_error == ""
+@pytest.mark.skipif(not may_use_fifo(), reason="this machine may not use SCHED_FIFO")
+def test_process_fifo_covers_every_thread_also_later_ones() -> None:
+    r = run_child(10)
+    assert r["error"] == ""
+    assert r["threads"] >= 3
+    assert r["policies"] == [os.SCHED_FIFO]
 
 
-@pytest.mark.skipif(not may_use_fifo(), reason="this process may not use SCHED_FIFO")
-def test_priority_gives_only_the_loop_thread_fifo() -> None:
-    loop, policy, caller = policy_of_loop(10)
-    assert loop.realtime and policy == os.SCHED_FIFO
-    assert caller == os.SCHED_OTHER  # the process's other threads are left alone
+def test_refused_priority_leaves_normal_scheduling_and_says_why() -> None:
+    r = run_child(1000)  # outside 1-99: refused even for root
+    assert r["error"].startswith("SCHED_FIFO 1000 refused:")
+    assert r["policies"] == [os.SCHED_OTHER]
 
 
-def test_refused_priority_runs_normally_and_says_why() -> None:
-    loop, policy, _ = policy_of_loop(1000)  # outside 1-99: refused even for root
-    assert not loop.realtime and policy == os.SCHED_OTHER
-    assert loop.priority_error.startswith("SCHED_FIFO 1000 refused:")
+def test_set_fifo_reports_a_refusal() -> None:
+    assert set_fifo(1000).startswith("SCHED_FIFO 1000 refused:")
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 def test_rate_and_no_burst_after_a_stall() -> None:

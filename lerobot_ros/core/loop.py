@@ -3,12 +3,12 @@
 Device I/O runs here rather than in an rclpy timer: measured on this machine, an idle rclpy
 timer at 100 Hz has a p99 period error of ~2.7 ms, this loop ~0.5 ms (bench/bus.py).
 
-With `priority` > 0 the thread asks for SCHED_FIFO at that priority, as ros2_control's
-controller manager does for its update loop: on a loaded machine a normal thread waits for a
-CPU (the 30 Hz chunk player's p99 tick jitter 1-3 ms while recording), a FIFO one does not.
-`run_node` also puts the node's whole process under SCHED_FIFO (`set_process_fifo`), since the
-loop needs the GIL from the other threads. Without the right (CAP_SYS_NICE or an `rtprio`
-limit) the loop runs at normal priority and `priority_error` says why.
+Real-time priority is a process matter here: `run_node` puts a node's whole process under
+SCHED_FIFO (`set_process_fifo`, parameter `rt_priority`), as ros2_control's controller manager
+does for its update loop. A FIFO loop thread alone is not enough in Python: it needs the GIL,
+which a normal thread of the same process may hold while it waits for a CPU. A loop that runs
+FIFO and falls behind still sleeps a tenth of a period per cycle, so it cannot starve the
+machine.
 """
 
 from __future__ import annotations
@@ -43,37 +43,22 @@ def set_process_fifo(priority: int) -> str:
 class PeriodicThread:
     """Calls `fn()` every `period` s until stop(); a late cycle does not cause a burst."""
 
-    def __init__(
-        self, period: float, fn: Callable[[], None], name: str = "io", priority: int = 0
-    ) -> None:
+    def __init__(self, period: float, fn: Callable[[], None], name: str = "io") -> None:
         if not period > 0:
             raise ValueError(f"period must be > 0, got {period!r}")
         self.period = period
         self.fn = fn
         self.name = name
-        self.priority = priority
-        self.realtime = False  # SCHED_FIFO granted
-        self.priority_error = ""  # why it was not, if asked for
         self.overruns = 0
         self._stop = threading.Event()
-        self._scheduled = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the thread; returns once its scheduling policy is set (or refused)."""
         if self._thread is not None:
             return
         self._stop.clear()
-        self._scheduled.clear()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
-        self._scheduled.wait(2.0)
-
-    def _set_priority(self) -> None:
-        if self.priority > 0:
-            # The calling thread only: the process's other threads stay as they are.
-            self.priority_error = set_fifo(self.priority)
-            self.realtime = not self.priority_error
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop and wait for the current cycle to finish (unless called from the loop)."""
@@ -87,8 +72,6 @@ class PeriodicThread:
         return self._thread is not None
 
     def _run(self) -> None:
-        self._set_priority()
-        self._scheduled.set()
         deadline = time.perf_counter()
         while not self._stop.is_set():
             deadline += self.period
@@ -96,7 +79,7 @@ class PeriodicThread:
             if delay > 0:
                 time.sleep(delay)
             else:
-                if self.realtime:  # behind: a FIFO thread still leaves the CPU now and then
+                if _is_fifo():  # behind: a FIFO thread still leaves the CPU now and then
                     time.sleep(self.period / 10)
                 if delay < -self.period:  # more than a cycle behind: skip, don't burst
                     self.overruns += 1
@@ -104,3 +87,10 @@ class PeriodicThread:
             if self._stop.is_set():
                 break
             self.fn()
+
+
+def _is_fifo() -> bool:
+    try:
+        return os.sched_getscheduler(0) == os.SCHED_FIFO
+    except (OSError, AttributeError):
+        return False

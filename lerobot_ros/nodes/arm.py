@@ -56,7 +56,6 @@ from lerobot_ros.nodes.base import (
     WARN,
     LeRobotNode,
     call_soon,
-    report_priority,
     run_node,
 )
 from lerobot_ros.nodes.convert import joint_state, object_markers, positions_by_name
@@ -159,10 +158,7 @@ class ArmNode(LeRobotNode, LifecycleNode):
         )
         self._lock = threading.Lock()  # the latest command, between callback and I/O thread
         self._io_lock = threading.RLock()  # every backend call: I/O thread vs ROS callbacks
-        self._io = PeriodicThread(
-            1.0 / self.p["rate"], self._tick, name=f"{role}-io", priority=self.p["rt_priority"]
-        )
-        self._priority_reported = False
+        self._io = PeriodicThread(1.0 / self.p["rate"], self._tick, name=f"{role}-io")
         self._pending: np.ndarray | None = None
         self._accepting = False  # True only while active
         self._connected = False
@@ -224,9 +220,6 @@ class ArmNode(LeRobotNode, LifecycleNode):
         self._consecutive_errors = 0
         self._last_tick = None
         self._io.start()
-        if not self._priority_reported:
-            self._priority_reported = True
-            report_priority(self, self._io)
         self.get_logger().info(
             f"{self.role} '{self.robot.name}' on '{self.p['backend']}': configured, torque off"
         )

@@ -23,7 +23,7 @@ from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 
-from lerobot_ros.core.loop import PeriodicThread, set_process_fifo
+from lerobot_ros.core.loop import set_process_fifo
 from lerobot_ros.core.params import ParameterError, ParamSpec, in_range, validate
 
 _ROS_TYPES = {
@@ -77,23 +77,11 @@ def _override_value(node: Node, name: str) -> Any:
 RT_PRIORITY = ParamSpec(
     "rt_priority",
     10,
-    "SCHED_FIFO priority (1-99; 0 = normal scheduling) of the node's process when it runs as "
-    "its own process, and of its control loop thread. Needs CAP_SYS_NICE or an rtprio limit; "
-    "without it the node runs normally, with a warning.",
+    "SCHED_FIFO priority (1-99; 0 = normal scheduling) of every thread of the node's process "
+    "(run as its own process; the in-process runner leaves it alone). Needs CAP_SYS_NICE or "
+    "an rtprio limit; without it the node runs normally, with a warning.",
     (in_range(0, 99),),
 )
-
-
-def report_priority(node: Node, loop: PeriodicThread) -> None:
-    """Log once whether the loop got the real-time priority `rt_priority` asked for."""
-    if loop.realtime:
-        node.get_logger().info(f"{loop.name}: SCHED_FIFO priority {loop.priority}")
-    elif loop.priority_error:
-        node.get_logger().warning(
-            f"parameter 'rt_priority' = {loop.priority}: {loop.priority_error}; the "
-            f"{loop.name} loop runs at normal priority (grant CAP_SYS_NICE or an rtprio limit, "
-            "or set rt_priority: 0 to silence this)"
-        )
 
 
 class Output:

@@ -24,7 +24,7 @@ from lerobot_ros.core.inference import Chunk, ChunkPlayer
 from lerobot_ros.core.loop import PeriodicThread
 from lerobot_ros.core.params import ParamSpec, non_negative, positive
 from lerobot_ros.nodes import qos
-from lerobot_ros.nodes.base import OK, RT_PRIORITY, WARN, LeRobotNode, report_priority, run_node
+from lerobot_ros.nodes.base import OK, RT_PRIORITY, WARN, LeRobotNode, run_node
 
 PLAYER_PARAMS = [
     ParamSpec("chunk_topic", "/policy/action_chunk", "ActionChunk input."),
@@ -70,11 +70,8 @@ class ChunkPlayerNode(LeRobotNode):
         self.create_subscription(ActionChunk, self.p["chunk_topic"], self._on_chunk, qos.COMMAND)
         self.create_service(SetBool, "~/set_enabled", self._srv_enabled)
         self.create_timer(self.p["diagnostics_period"], self._diagnostics)
-        self._loop = PeriodicThread(
-            1.0 / self.p["rate"], self._tick, name="chunk-player", priority=self.p["rt_priority"]
-        )
+        self._loop = PeriodicThread(1.0 / self.p["rate"], self._tick, name="chunk-player")
         self._loop.start()
-        report_priority(self, self._loop)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
