@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 
 def set_fifo(priority: int, tid: int = 0) -> str:
@@ -38,6 +39,38 @@ def set_process_fifo(priority: int) -> str:
         if error and os.path.exists(f"/proc/self/task/{tid}"):  # not a thread that just ended
             errors.append(error)
     return errors[0] if errors else ""
+
+
+def _thread_policies() -> dict[int, tuple[int, int]]:
+    """{thread id: (policy, priority)} for this process's threads."""
+    out = {}
+    for name in os.listdir("/proc/self/task"):
+        tid = int(name)
+        with suppress(OSError):  # the thread may have ended meanwhile
+            out[tid] = (os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority)
+    return out
+
+
+@contextmanager
+def no_realtime_leak() -> Iterator[None]:
+    """Undo real-time scheduling that a library gives itself inside this block.
+
+    Why: the SVT-AV1 encoder (libsvtav1, through PyAV) switches the thread that opens it, and
+    the worker threads it starts, to SCHED_FIFO 99 when the process runs as root. A converter
+    or training process would then encode, and later start every other thread, at the highest
+    real-time priority. Threads whose policy changed in the block get their old one back; new
+    real-time threads get normal scheduling.
+    """
+    before = _thread_policies() if os.path.isdir("/proc/self/task") else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            for tid, now in _thread_policies().items():
+                if now[0] in (os.SCHED_FIFO, os.SCHED_RR) and before.get(tid) != now:
+                    policy, priority = before.get(tid, (os.SCHED_OTHER, 0))
+                    with suppress(OSError):
+                        os.sched_setscheduler(tid, policy, os.sched_param(priority))
 
 
 class PeriodicThread:

@@ -28,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lerobot_ros.core.loop import no_realtime_leak
+
 CODEBASE_VERSION = "v3.0"
 DEFAULT_CHUNKS_SIZE = 1000
 DEFAULT_DATA_FILE_SIZE_IN_MB = 100
@@ -177,7 +179,12 @@ class _VideoFile:
         frame.pts = self.frames
         frame.time_base = Fraction(1, self.fps)
         self.frames += 1
-        for packet in self.stream.encode(frame):
+        if self.frames == 1:  # the codec opens here
+            with no_realtime_leak():
+                packets = self.stream.encode(frame)
+        else:
+            packets = self.stream.encode(frame)
+        for packet in packets:
             self.bytes += packet.size
             self.container.mux(packet)
 
