@@ -16,9 +16,11 @@ import pytest
 
 pytestmark = pytest.mark.ros
 
+from lerobot_msgs.msg import WatchdogState  # noqa: E402
 from lerobot_msgs.srv import DiscardEpisode, StartEpisode, StopEpisode  # noqa: E402
 from lerobot_ros.core.dataset.convert import convert_bags  # noqa: E402
 from lerobot_ros.core.graph import RecordGraphArgs, record_graph  # noqa: E402
+from lerobot_ros.nodes import qos  # noqa: E402
 from lerobot_ros.testing.graph import FOLLOWER, LEADER, WATCHDOG, GraphHarness, spec  # noqa: E402
 from lerobot_ros.testing.ros import spawn_node  # noqa: E402
 
@@ -117,6 +119,14 @@ def test_after_a_sigkill_every_complete_episode_still_converts(
             domain_id=domain_id,
         )
         try:
+            # The teleop process drives the follower before the first episode starts: else a
+            # slow start leaves that episode without /follower/command (seen once under load).
+            state = h.inbox(WatchdogState, "/watchdog/state", qos.LATCHED)
+            h.wait(
+                lambda: state.last() is not None and state.last().forwarded > 50,
+                30.0,
+                "commands forwarded from the teleop process",
+            )
             req = StartEpisode.Request(task="first")
             deadline = time.time() + 20
             while time.time() < deadline:  # until the recorder process is up and sees topics
