@@ -171,7 +171,7 @@ def make_executor(context: Context, kind: str | None = None) -> Executor:
 
     "events" (default): rclpy's EventsExecutor (rclpy.experimental). It dispatches from C++ on
     the middleware's events instead of rebuilding a wait set in Python for every message: about
-    a fifth of the CPU per callback and half the latency per hop (bench/teleop_latency.py). It
+    a third of the CPU per node and half the latency per hop (bench/teleop_latency.py). It
     does not take guard conditions, so nodes wake their executor with `call_soon`.
     "single": SingleThreadedExecutor, the fallback if the experimental executor misbehaves.
     rclpy 9.1's MultiThreadedExecutor spins holding the GIL (ros2/rclpy#1452): a 100 Hz loop
@@ -219,16 +219,11 @@ def compose(nodes: Sequence[Node]) -> list[tuple[str, str, str]]:
     for pub_node in nodes:
         for out in getattr(pub_node, "outputs", ()):
             for sub_node in nodes:
-                entry = (
-                    getattr(sub_node, "inputs", {}).get(out.topic)
-                    if sub_node is not pub_node
-                    else None
-                )
-                if entry is None:
+                inputs = getattr(sub_node, "inputs", {})
+                if sub_node is pub_node or out.topic not in inputs:
                     continue
-                subscription, callback = entry
+                subscription, callback = inputs.pop(out.topic)
                 sub_node.destroy_subscription(subscription)
-                del sub_node.inputs[out.topic]
                 out.local.append(callback)
                 wired.append((out.topic, pub_node.get_name(), sub_node.get_name()))
                 sub_node.get_logger().info(
